@@ -1,0 +1,27 @@
+"""Shared pytest set-up: everything runs offline, with W&B in offline mode and no real secrets."""
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/"nbs"
+
+# Offline by default: nothing in the test suite may reach the Hub or W&B.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def no_secrets(monkeypatch, tmp_path):
+    "No HF token or W&B key in force: an empty HF home and netrc, and neither variable set."
+    for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY"): monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path/"hf_token"))
+    monkeypatch.setenv("NETRC", str(tmp_path/"netrc"))
+    import huggingface_hub.constants as C
+    monkeypatch.setattr(C, "HF_TOKEN_PATH", str(tmp_path/"hf_token"))
+    return tmp_path
