@@ -5,7 +5,7 @@ The sample is a seeded, stratified slice of banking77's training file (8 card-re
 step has to handle: exact and near duplicates, one text with conflicting labels, and bad lines.
 Every injected line is listed in `banking77_sample.anomalies.json` beside the sample.
 
-    python scripts/make_sample.py ../shared/data/banking77/train.jsonl
+    python scripts/make_sample.py ../shared/data/banking77/train.jsonl [OUT_DIR]
 
 The output is deterministic: running it again gives the same bytes.
 """
@@ -18,7 +18,8 @@ INTENTS = ["card_payment_fee_charged", "activate_my_card", "card_arrival", "chan
 FRACTION, SEED = 0.4, 77
 OUT = Path(__file__).resolve().parents[1]/"finetune_nb"/"data"
 
-def main(src):
+def main(src, out=OUT):
+    out = Path(out)
     rows = [json.loads(l) for l in Path(src).read_text(encoding="utf-8").splitlines() if l.strip()]
     by_label = defaultdict(list)
     for r in rows:
@@ -49,11 +50,12 @@ def main(src):
                       (27, lambda t: t.replace(" ", "\u00a0", 2), "no-break spaces (NFKC)")]:
         t, l, at = pick(i)
         insert(at, row(f(t), l), "exact_duplicate", of=at, note=how)
-    # near duplicates: one or two words changed
-    for i, f, how in [(5, lambda t: t + " Thanks!", "appended 'Thanks!'"),
-                      (13, lambda t: t.replace(" my ", " the ", 1) if " my " in t else "Hi, " + t, "one word changed"),
-                      (21, lambda t: "Please help: " + t, "prefixed 'Please help:'"),
-                      (29, lambda t: t.rstrip("?.!") + ", asap?", "suffix changed")]:
+    # near duplicates: one or two words changed, in longer texts (so one edit stays "near")
+    longer = [i for i, r in enumerate(picked) if len(r["text"].split()) >= 12]
+    for i, f, how in [(longer[0], lambda t: t + " Thanks!", "appended 'Thanks!'"),
+                      (longer[1], lambda t: "Hi, " + t, "prefixed 'Hi,'"),
+                      (longer[2], lambda t: t.replace(" my ", " the ", 1) if " my " in t else t.replace(" ", " really ", 1), "one word changed"),
+                      (longer[3], lambda t: t.rstrip("?.!") + " please?", "appended 'please'")]:
         t, l, at = pick(i)
         insert(at, row(f(t), l), "near_duplicate", of=at, note=how)
     # one text with two labels: a card_arrival query also filed as card_delivery_estimate
@@ -68,9 +70,10 @@ def main(src):
     insert(1, '{"text": "My card was swallowed at the caf\u00e9 ATM", "category": "card_swallowed"}'.encode("latin-1"), "not_utf8", note="latin-1 encoded")
     insert(1, b"", "blank_line", note="empty line")
 
-    (OUT/"banking77_sample.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (out/"banking77_sample.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     anomalies.sort(key=lambda a: a["line"])
-    (OUT/"banking77_sample.anomalies.json").write_text(json.dumps(anomalies, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(lines)} lines ({len(picked)} original rows, {len(anomalies)} injected) -> {OUT}")
+    (out/"banking77_sample.anomalies.json").write_text(json.dumps(anomalies, indent=1, ensure_ascii=False) + "\n")
+    print(f"{len(lines)} lines ({len(picked)} original rows, {len(anomalies)} injected) -> {out}")
 
-if __name__ == "__main__": main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/banking77/train.jsonl")
+if __name__ == "__main__":
+    main(*(sys.argv[1:] or ["../shared/data/banking77/train.jsonl"]))
