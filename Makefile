@@ -3,33 +3,32 @@
 #   make test   run the test suite
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.finetune_nb-installed
 OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1 MPLBACKEND=Agg
 
 .PHONY: setup demo test export lock clean-runs
 
-setup: $(STAMP)
-
-$(STAMP): pyproject.toml requirements/constraints.txt scripts/setup.sh
-	bash scripts/setup.sh $(VENV)
-	touch $@
+# Creates or updates the environment; returns at once when it is up to date.
+setup:
+	@bash scripts/setup.sh $(VENV)
 
 # The main job. It grows with each pipeline step; today it executes the core notebook headless.
-demo: $(STAMP)
+demo: setup
 	mkdir -p runs/demo
 	cd nbs && $(OFFLINE) ../$(BIN)/papermill --cwd . --no-progress-bar 00_core.ipynb ../runs/demo/00_core.ipynb
 	@echo "demo: executed notebooks are in runs/demo/"
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest
 
 # Regenerate the package from the notebooks and strip notebook metadata (CI checks both leave no diff).
-export: $(STAMP)
+export: setup
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
 
 # Re-pin requirements/constraints.txt from the current environment (torch is never pinned).
-lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia-|triton|cuda-|jupytext|finetune)' > requirements/constraints.txt
+lock: setup
+	{ head -2 requirements/constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \
+	  | grep -viE '^(torch|nvidia-|triton|cuda-|jupytext|mdit-py-plugins|finetune)'; } > requirements/constraints.tmp
+	mv requirements/constraints.tmp requirements/constraints.txt
 
 clean-runs:
 	rm -rf runs nbs/runs wandb nbs/wandb

@@ -12,6 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
 PYTHON=${PYTHON:-python3}
+STAMP="$VENV/.finetune_nb-installed"
+
+# Nothing to do when the environment was made from these very files.
+want=$(cat pyproject.toml requirements/constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ]; then exit 0; fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else f"finetune_nb needs Python >= 3.11; {sys.executable} is {sys.version.split()[0]} (set PYTHON=...)")'
@@ -34,4 +39,5 @@ fi
 echo "==> installing finetune_nb and its dev tools (pinned by requirements/constraints.txt)"
 "${PIP[@]}" -c requirements/constraints.txt -e ".[dev]"
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name finetune-nb --display-name "Python (finetune_nb)" >/dev/null
+echo "$want" > "$STAMP"
 echo "==> ready: $VENV (Jupyter kernel 'finetune-nb')"
