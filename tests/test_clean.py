@@ -1,0 +1,191 @@
+"""Integration, fault and property tests of the cleaning step (unit examples live in nbs/01_clean.ipynb)."""
+import ast, json
+from collections import Counter
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+import papermill as pm
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from conftest import NBS
+from finetune_nb.clean import REASONS, CleanSettings, clean, load_clean_dataset, publish_dataset, read_jsonl, run_clean
+from finetune_nb.core import sample_data
+from finetune_nb.testing import HubStub
+
+
+def write_lines(path: Path, lines, end=b"\n") -> Path:
+    path.write_bytes(b"\n".join(l if isinstance(l, bytes) else l.encode() for l in lines) + end)
+    return path
+
+
+def j(**kw) -> str: return json.dumps(kw)
+
+
+def published_lines(folder: Path) -> int:
+    "Rows of train.csv + test.csv + lines of dropped.jsonl, read back the way a person would."
+    csv = sum(len(pd.read_csv(folder/f"{s}.csv", dtype=str, keep_default_na=False)) for s in ("train", "test"))
+    return csv + len([json.loads(l) for l in (folder/"dropped.jsonl").read_text().splitlines()])
+
+
+def test_parameters_cell_mirrors_the_settings_dataclass():
+    params = pm.inspect_notebook(str(NBS/"01_clean.ipynb"))
+    want = {f.name: f for f in fields(CleanSettings)}
+    assert list(params) == list(want)
+    defaults = CleanSettings()
+    for name, p in params.items():
+        assert ast.literal_eval(p["default"]) == getattr(defaults, name), name
+        assert p["help"] == want[name].metadata["help"], name
+
+
+def test_every_ledger_reason_is_reachable(tmp_path):
+    lines = [j(text="keep me one", label="a"), j(text="keep me two", label="a"), j(text="another b text", label="b"),
+             j(text="b text the second", label="b"), j(text="third for b here", label="b"),
+             b"", b"\xc3\x28", "{nope", "[1]", j(label="a"), j(text=None, label="a"), j(text=1, label="a"),
+             j(text="no label"), j(text="empty label", label=""), j(text="list label", label=["a"]),
+             j(text="c row", label="c"), j(text="excluded", label="x"),
+             j(text="Keep me ONE", label="a"),  # exact duplicate of line 1
+             j(text="the same words here again and again", label="b"), j(text="the same words here again and again!", label="b"),
+             j(text="a conflicted text", label="a"), j(text="A conflicted text", label="b"),
+             j(text="lonely label", label="solo"), j(text="big d 1", label="d"), j(text="big d two", label="d"),
+             j(text="big d three", label="d"), j(text="e is small", label="e")]
+    f = write_lines(tmp_path/"raw.jsonl", lines)
+    res = clean(CleanSettings(input_path=str(f), label_field="label", labels_include=[], labels_exclude=["x"],
+                              min_per_label=0, max_per_label=2, near_dup_threshold=0.8, test_size=0.5))
+    reasons = set(res.ledger.reason)
+    # min_per_label, label filters by include, and the majority rules need other settings:
+    res2 = clean(CleanSettings(input_path=str(f), label_field="label", labels_include=["a", "b", "c", "d", "e", "solo"],
+                               min_per_label=2, noise="majority", test_size=0.5))
+    lines3 = [j(text="tie text", label="p"), j(text="TIE text", label="q"), j(text="maj text", label="p"),
+              j(text="maj text", label="q"), j(text="Maj text", label="q")] + \
+             [j(text=f"filler {w}", label=l) for w, l in zip("abcdefgh", "pqpqpqpq")]
+    res3 = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r3.jsonl", lines3)), label_field="label",
+                               noise="majority", test_size=0.4))
+    reasons |= set(res2.ledger.reason) | set(res3.ledger.reason)
+    assert reasons == set(REASONS), set(REASONS) - reasons
+    for r in (res, res2, res3):
+        assert len(r.train) + len(r.test) + len(r.ledger) == r.stats["input"]["lines"]
+
+
+def test_line_rules(tmp_path):
+    lines = ["\ufeff" + j(text="bom first", label="a"), j(text="crlf", label="a") + "\r",
+             j(text="para\u2029and line\u2028sep", label="b"), j(text="next", label="b")]
+    df, ledger, n = read_jsonl(write_lines(tmp_path/"r.jsonl", lines, end=b""), "text", "label")
+    assert n == 4 and not ledger
+    assert df.text.tolist() == ["bom first", "crlf", "para\u2029and line\u2028sep", "next"]
+    assert read_jsonl(write_lines(tmp_path/"r2.jsonl", lines, end=b"\n\n"), "text", "label")[2] == 5  # one blank line more
+
+
+def test_nested_fields_through_papermill(tmp_path):
+    rows = [{"body": {"text": f"{w} question about my {thing}"}, "annotation": {"coarse": thing, "fine": w}}
+            for thing in ("card", "pin", "loan") for w in ("first", "second", "third", "fourth", "fifth", "sixth")]
+    f = write_lines(tmp_path/"nested.jsonl", [json.dumps(r) for r in rows] + ["not json"])
+    out = tmp_path/"out.ipynb"
+    pm.execute_notebook(NBS/"01_clean.ipynb", out, cwd=str(NBS), progress_bar=False, kernel_name="python3",
+                        parameters=dict(input_path=str(f), text_field="body.text", label_field="annotation.coarse",
+                                        target=str(tmp_path/"ds"), test_size=0.3))
+    stats = json.loads((tmp_path/"ds"/"stats.json").read_text())
+    assert stats["splits"] == {"train": 12, "test": 6} and stats["dropped"] == {"bad_json": 1}
+    assert published_lines(tmp_path/"ds") == 19
+    ds = load_clean_dataset(tmp_path/"ds")
+    assert sorted(set(ds["test"]["label"])) == ["card", "loan", "pin"]
+
+
+def test_reloading_a_same_named_folder_gives_its_own_rows(tmp_path):
+    "datasets caches local folders by name; load_clean_dataset must not return another folder's rows."
+    for k, labels in enumerate((["x", "y"], ["p", "q"])):
+        rows = [j(text=f"{w} {lab} text {k}", label=lab) for lab in labels for w in ("one", "two", "three", "four", "five")]
+        _, pub = run_clean(CleanSettings(input_path=str(write_lines(tmp_path/f"r{k}.jsonl", rows)), label_field="label",
+                                         target=str(tmp_path/f"run{k}"/"dataset"), test_size=0.4))
+        assert set(load_clean_dataset(pub.location)["train"]["label"]) == set(labels)
+
+
+def test_split_is_stratified_on_the_sample():
+    res = clean(CleanSettings())
+    for label, c in res.stats["labels"].items():
+        n = c["train"] + c["test"]
+        assert abs(c["test"] - 0.2*n) <= 1, (label, c)
+    assert not set(res.train.id) & set(res.test.id)
+
+
+def test_reference_test_leakage(tmp_path):
+    train_lines = [j(text=f"please tell me how to {v} my {o} today", label=o) for v in ("open", "close", "freeze", "view")
+                   for o in ("card", "account", "loan")]
+    ref = write_lines(tmp_path/"official.jsonl", [j(text="Please tell me how to OPEN my card today", label="card"),
+                                                 j(text="please tell me how to view my loan today now", label="loan"),
+                                                 j(text="something else entirely", label="card"), "oops"])
+    res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", train_lines)), label_field="label",
+                              reference_test=str(ref), near_dup_threshold=0.9, test_size=0.25))
+    found = res.stats["leakage"]["reference_test"]
+    in_train = set(res.train.text)
+    hits = {x["id"]: x for x in found["in_train"]}
+    if "please tell me how to open my card today" in in_train: assert hits[1]["exact"]
+    assert 3 not in hits and found["unreadable_lines"] == 1 and found["rows"] == 3
+    for x in found["in_train"]: assert x["train_id"] in set(res.train.id)
+
+
+def test_target_is_refused_before_any_work(tmp_path, monkeypatch):
+    (tmp_path/"ds").mkdir(); (tmp_path/"ds"/"old").write_text("x")
+    import finetune_nb.clean as C
+    monkeypatch.setattr(C, "clean", lambda s: pytest.fail("cleaning started"))
+    with pytest.raises(FileExistsError, match="overwrite=True"): run_clean(CleanSettings(target=str(tmp_path/"ds")))
+
+
+def test_publish_to_hub_stub(tmp_path, no_secrets, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "D"*34)
+    monkeypatch.chdir(tmp_path)
+    res = clean(CleanSettings())
+    with HubStub({"hf_" + "D"*34: ("ada", "write")}) as hub:
+        pub = publish_dataset(res, "hf://datasets/ada/banking-clean", private=True)
+        files = hub.files("hf://datasets/ada/banking-clean")
+    assert sorted(files) == ["README.md", "data/test.parquet", "data/train.parquet", "dropped.jsonl", "stats.json",
+                             "test.csv", "train.csv"]
+    assert files["README.md"].startswith(b"---\n") and b"data/train.parquet" in files["README.md"]
+    assert b"hf_" + b"D"*34 not in b"".join(files.values())
+    assert hub.repos[("dataset", "ada/banking-clean")]["private"] and pub.commit
+
+
+def test_missing_file_and_field_errors_name_file_and_fields(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"): clean(CleanSettings(input_path=str(tmp_path/"nope.jsonl")))
+    with pytest.raises(ValueError, match=r"banking77_sample.jsonl: label_field 'label' is in none of .* fields present: text, category"):
+        clean(CleanSettings(label_field="label"))
+
+# --- the line-count invariant on generated messy files ------------------------------------------
+
+WORDS = ["card", "pin", "lost", "my", "new", "where", "is", "fee", "the", "charged", "activate", "help"]
+valid_row = st.builds(lambda ws, lab, nest: json.dumps({"m": {"t": " ".join(ws), "l": lab}} if nest else {"t": " ".join(ws), "l": lab}),
+                      st.lists(st.sampled_from(WORDS), min_size=1, max_size=7),
+                      st.sampled_from(["a", "b", "c", "007", 3, "NA"]), st.just(False))
+messy_line = st.one_of(
+    valid_row, valid_row, valid_row, valid_row,
+    st.sampled_from([b"", b"   ", b"\xff\xfe", b"{", b"[]", b"null", b"42", b'{"t": null, "l": "a"}', b'{"t": "x"}',
+                     b'{"l": "a"}', b'{"t": "x", "l": 1.5}', b'{"t": "x", "l": true}', b'{"t": ["x"], "l": "a"}',
+                     b'{"t": "  ", "l": "a"}', b'{"t": "x\\u2028y", "l": "a"}'.replace(b"\\u2028", "\u2028".encode())]),
+    st.builds(lambda s: s.encode("utf-8", "surrogatepass") if s else b"", st.text(max_size=20)),
+)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(messy_line.map(lambda l: l if isinstance(l, bytes) else l.encode()),
+                                messy_line.map(lambda l: (l if isinstance(l, bytes) else l.encode()) + b"\r")), min_size=1, max_size=60),
+       final_newline=st.booleans(), noise=st.sampled_from(["drop", "majority"]),
+       threshold=st.sampled_from([0.5, 0.8, 1.0]), max_per=st.sampled_from([0, 3]), min_per=st.sampled_from([0, 2]),
+       test_size=st.sampled_from([0.2, 0.5]))
+def test_every_line_is_accounted_for(tmp_path_factory, lines, final_newline, noise, threshold, max_per, min_per, test_size):
+    f = tmp_path_factory.mktemp("messy")/"raw.jsonl"
+    f.write_bytes(b"\n".join(lines) + (b"\n" if final_newline else b""))
+    n_lines = len(f.read_bytes().split(b"\n")) - (1 if f.read_bytes().endswith(b"\n") else 0)
+    s = CleanSettings(input_path=str(f), text_field="t", label_field="l", noise=noise, near_dup_threshold=threshold,
+                      max_per_label=max_per and max(max_per, min_per), min_per_label=min_per, test_size=test_size)
+    try: res = clean(s)
+    except ValueError as e:  # only the documented refusals
+        assert any(m in str(e) for m in ("cannot be split", "no rows left", "is in none of", "is a JSON object", "is empty")), e
+        return
+    assert len(res.train) + len(res.test) + len(res.ledger) == n_lines
+    ids = [*res.train.id, *res.test.id, *res.ledger.line]
+    assert sorted(ids) == list(range(1, n_lines + 1))
+    assert set(res.ledger.reason) <= set(REASONS)
+    assert res.train.label.map(type).eq(str).all() and res.test.text.map(type).eq(str).all()
+    out = publish_dataset(res, f.parent/"ds")
+    assert published_lines(Path(out.location)) == n_lines
