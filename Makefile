@@ -11,11 +11,15 @@ OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1 MPLBAC
 setup:
 	@bash scripts/setup.sh $(VENV)
 
-# The main job. It grows with each pipeline step; today it executes the core notebook headless.
+# The main job, headless on the embedded defaults. It grows with each pipeline step; today:
+# 01_clean on the bundled sample, published to runs/demo/dataset.
+DEMO := runs/demo
 demo: setup
-	mkdir -p runs/demo
-	cd nbs && $(OFFLINE) ../$(BIN)/papermill --cwd . --no-progress-bar 00_core.ipynb ../runs/demo/00_core.ipynb
-	@echo "demo: executed notebooks are in runs/demo/"
+	mkdir -p $(DEMO)
+	$(OFFLINE) $(BIN)/papermill --no-progress-bar --cwd nbs nbs/01_clean.ipynb $(DEMO)/01_clean.ipynb \
+	  -p target $(CURDIR)/$(DEMO)/dataset -p overwrite True
+	@echo; echo "demo: dataset in $(DEMO)/dataset (stats.json, dropped.jsonl), executed notebook $(DEMO)/01_clean.ipynb"
+	@$(BIN)/python -c "import json; s = json.load(open('$(DEMO)/dataset/stats.json')); print('splits', s['splits'], '| dropped', s['dropped'])"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -125,6 +125,18 @@ def test_reference_test_leakage(tmp_path):
     for x in found["in_train"]: assert x["train_id"] in set(res.train.id)
 
 
+def test_test_rows_near_train_rows_are_reported(tmp_path, monkeypatch):
+    "With near-duplicate removal switched off, the leakage check must catch the near copies that cross the split."
+    import finetune_nb.clean as C
+    monkeypatch.setattr(C, "drop_near_duplicates", lambda df, threshold, noise: (df, []))
+    rows = [j(text=f"how do i {v} my {o} card please", label=o) for v in ("freeze", "unfreeze", "order", "cancel", "replace")
+            for o in ("debit", "credit")]
+    res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", rows)), label_field="label", test_size=0.4))
+    leaks = res.stats["leakage"]["test_in_train"]
+    assert leaks and {x["id"] for x in leaks} <= set(res.test.id) and {x["train_id"] for x in leaks} <= set(res.train.id)
+    assert all(x["similarity"] >= 0.8 for x in leaks)
+
+
 def test_target_is_refused_before_any_work(tmp_path, monkeypatch):
     (tmp_path/"ds").mkdir(); (tmp_path/"ds"/"old").write_text("x")
     import finetune_nb.clean as C
