@@ -128,13 +128,57 @@ def test_reference_test_leakage(tmp_path):
 def test_test_rows_near_train_rows_are_reported(tmp_path, monkeypatch):
     "With near-duplicate removal switched off, the leakage check must catch the near copies that cross the split."
     import finetune_nb.clean as C
-    monkeypatch.setattr(C, "drop_near_duplicates", lambda df, threshold, noise: (df, []))
+    monkeypatch.setattr(C, "drop_duplicates", lambda df, threshold, noise: (df, []))
     rows = [j(text=f"how do i {v} my {o} card please", label=o) for v in ("freeze", "unfreeze", "order", "cancel", "replace")
             for o in ("debit", "credit")]
     res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", rows)), label_field="label", test_size=0.4))
     leaks = res.stats["leakage"]["test_in_train"]
     assert leaks and {x["id"] for x in leaks} <= set(res.test.id) and {x["train_id"] for x in leaks} <= set(res.train.id)
     assert all(x["similarity"] >= 0.8 for x in leaks)
+
+
+def test_lines_no_parser_takes_are_bad_json(tmp_path):
+    lines = [j(text="ok one", label="a"), '{"text": "big", "label": ' + "9"*5000 + "}", "[" * 100_000, j(text="ok two", label="a")]
+    df, ledger, n = read_jsonl(write_lines(tmp_path/"r.jsonl", lines), "text", "label")
+    assert n == 4 and [(e["line"], e["reason"]) for e in ledger] == [(2, "bad_json"), (3, "bad_json")]
+
+
+def test_majority_counts_every_copy_and_ledger_ids_are_ints(tmp_path):
+    t = "my card was charged twice for the same coffee purchase"
+    rows = [j(text=t, label="x")]*3 + [j(text=t + " again", label="y"), "{bad"] + \
+           [j(text=f"filler text number {w}", label=l) for w, l in zip("abcdefgh", "xyxyxyxy")]
+    res, pub = run_clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", rows)), label_field="label",
+                                       noise="majority", target=str(tmp_path/"ds"), test_size=0.4))
+    led = {e["line"]: e for e in map(json.loads, (tmp_path/"ds"/"dropped.jsonl").read_text().splitlines())}
+    assert 1 in set(res.train.id) | set(res.test.id)
+    assert [(led[i]["reason"], led[i]["duplicate_of"]) for i in (2, 3, 4)] == [("exact_duplicate", 1)]*2 + [("minority_label", 1)]
+    assert isinstance(led[2]["duplicate_of"], int) and "duplicate_of" not in led[5]
+
+
+def test_near_duplicate_found_from_either_side(tmp_path):
+    "A row whose own top-n list is full of closer rows still joins them (top_n is per row)."
+    base, extra = " ".join(f"w{i}" for i in range(300)), " ".join(f"p{i}" for i in range(60))
+    rows = [j(text=f"{base} {extra} u{i}", label="a") for i in range(60)] + [j(text=f"{base} zz yy xx", label="a")]
+    res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", rows + [j(text="other", label="b")]*0 +
+                                                      [j(text=f"other text {i}", label="b") for i in range(4)])),
+                              label_field="label", test_size=0.4))
+    assert dict(zip(res.ledger.line, res.ledger.reason)).get(61) == "near_duplicate"
+
+
+def test_csv_keeps_awkward_strings_quoted(tmp_path):
+    rows = [j(text=t, label=l) for t, l in [("NA", "007"), ("None", "007"), ("null", "True"), ("plain words", "True")]]
+    run_clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", rows)), label_field="label",
+                            target=str(tmp_path/"ds"), test_size=0.5, near_dup_threshold=1.0))
+    both = pd.concat([pd.read_csv(tmp_path/"ds"/f"{s}.csv", dtype=str, keep_default_na=False) for s in ("train", "test")])
+    assert sorted(both.text) == ["NA", "None", "null", "plain words"] and set(both.label) == {"007", "True"}
+    assert '"007"' in (tmp_path/"ds"/"train.csv").read_text()
+
+
+def test_missing_reference_file_is_named_before_work(tmp_path, monkeypatch):
+    import finetune_nb.clean as C
+    monkeypatch.setattr(C, "read_jsonl", lambda *a, **k: pytest.fail("reading started"))
+    with pytest.raises(FileNotFoundError, match=r"nope.jsonl: no such file \(reference_test\)"):
+        clean(CleanSettings(reference_test=str(tmp_path/"nope.jsonl")))
 
 
 def test_target_is_refused_before_any_work(tmp_path, monkeypatch):

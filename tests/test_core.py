@@ -132,6 +132,13 @@ def test_hub_refuses_non_empty_repo_unless_overwrite(hub):
     assert len(hub.repos[("model", "ada/clf")]["commits"]) == 2
 
 
+def test_hub_local_copy_respects_overwrite(hub, tmp_path):
+    mine = tmp_path/"mine"; mine.mkdir(); (mine/"thesis.txt").write_text("years of work")
+    with pytest.raises(FileExistsError):
+        with publishing("hf://ada/clf", local_dir=mine): pytest.fail("the body must not run")
+    assert (mine/"thesis.txt").exists() and ("model", "ada/clf") not in hub.repos
+
+
 def test_hub_private_repo_and_branch(hub):
     with publishing("hf://ada/clf@exp1", private=True) as pub: (pub.staging/"a.txt").write_text("a")
     repo = hub.repos[("model", "ada/clf")]
@@ -149,7 +156,7 @@ def test_hub_failed_upload_keeps_the_artefact_and_names_no_token(hub, monkeypatc
     monkeypatch.setenv("HF_TOKEN", READ)  # may read, may not write
     with pytest.raises(RuntimeError, match="kept at runs/hub/models/ada/clf") as e:
         publish_version("hf://ada/clf", 1)
-    assert READ not in str(e.value) and READ not in repr(e.value.__cause__.args)
+    assert READ not in str(e.value) and e.value.__cause__ is None and e.value.__suppress_context__
     assert versions(tmp_path/"runs/hub/models/ada/clf") == {"v1"}
 
 # --- secrets -----------------------------------------------------------------------------------
