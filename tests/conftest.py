@@ -25,3 +25,17 @@ def no_secrets(monkeypatch, tmp_path):
     import huggingface_hub.constants as C
     monkeypatch.setattr(C, "HF_TOKEN_PATH", str(tmp_path/"hf_token"))
     return tmp_path
+
+
+def assert_parameters_mirror(notebook: str, settings_cls):
+    "The notebook's `parameters` cell has the dataclass's fields, in order, with the same defaults and help."
+    import ast
+    from dataclasses import fields
+    import papermill as pm
+    params = pm.inspect_notebook(str(NBS/notebook))
+    want = {f.name: f for f in fields(settings_cls)}
+    assert list(params) == list(want)
+    defaults = settings_cls()
+    for name, p in params.items():
+        assert ast.literal_eval(p["default"]) == getattr(defaults, name), name
+        assert p["help"] == want[name].metadata["help"], name

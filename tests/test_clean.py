@@ -9,7 +9,7 @@ import papermill as pm
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from conftest import NBS
+from conftest import NBS, assert_parameters_mirror
 from finetune_nb.clean import REASONS, CleanSettings, clean, load_clean_dataset, publish_dataset, read_jsonl, run_clean
 from finetune_nb.core import sample_data
 from finetune_nb.testing import HubStub
@@ -30,13 +30,7 @@ def published_lines(folder: Path) -> int:
 
 
 def test_parameters_cell_mirrors_the_settings_dataclass():
-    params = pm.inspect_notebook(str(NBS/"01_clean.ipynb"))
-    want = {f.name: f for f in fields(CleanSettings)}
-    assert list(params) == list(want)
-    defaults = CleanSettings()
-    for name, p in params.items():
-        assert ast.literal_eval(p["default"]) == getattr(defaults, name), name
-        assert p["help"] == want[name].metadata["help"], name
+    assert_parameters_mirror("01_clean.ipynb", CleanSettings)
 
 
 def test_every_ledger_reason_is_reachable(tmp_path):

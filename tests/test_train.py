@@ -1,0 +1,127 @@
+"""Training step tests on a tiny DeBERTa-v2 (unit examples live in nbs/02_train.ipynb)."""
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, pipeline
+
+from conftest import assert_parameters_mirror
+from finetune_nb.clean import CleanSettings, clean, load_clean_dataset, publish_dataset, run_clean
+from finetune_nb.testing import tiny_deberta
+from finetune_nb.train import TrainSettings, run_train
+
+TOPICS = {"card": "my card {} has not arrived", "pin": "how do i change the pin {} on it", "loan": "can i borrow {} for a car"}
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    "A cleaned dataset (3 labels x 12 rows) and a tiny DeBERTa base model, made once for the module."
+    d = tmp_path_factory.mktemp("train")
+    rows = [{"text": t.format(w), "label": lab} for lab, t in TOPICS.items() for w in WORDS]
+    (d/"raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, pub = run_clean(CleanSettings(input_path=str(d/"raw.jsonl"), label_field="label", target=str(d/"data"),
+                                     near_dup_threshold=1.0, test_size=0.25))
+    return {"dataset": pub.location, "base": str(tiny_deberta(d/"base", ["x", "y"])), "dir": d}
+
+
+def settings(data, tmp_path, **kw) -> TrainSettings:
+    return TrainSettings(**{"dataset": data["dataset"], "base_model": data["base"], "target": str(tmp_path/"model"),
+                            "epochs": 2, "batch_size": 4, "val_size": 0.2, "wandb_mode": "disabled", "threads": 1, **kw})
+
+
+class Record(TrainerCallback):
+    "Remembers what the Trainer did."
+    def __init__(self): self.evals, self.begin_step, self.summaries = [], None, []
+    def on_train_begin(self, args, state, control, **kw): self.begin_step = state.global_step
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        import wandb
+        self.evals.append((state.global_step, len(kw["eval_dataloader"].dataset), dict(metrics)))
+        if wandb.run is not None: self.summaries.append(dict(wandb.run.summary))
+
+
+def test_parameters_cell_mirrors_the_settings_dataclass():
+    assert_parameters_mirror("02_train.ipynb", TrainSettings)
+
+
+def test_publishes_a_model_that_reloads_with_its_label_names(data, tmp_path):
+    res, pub = run_train(settings(data, tmp_path))
+    folder = Path(pub.location)
+    model, tok = AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    assert model.config.id2label == {0: "card", 1: "loan", 2: "pin"} and model.config.label2id["pin"] == 2
+    out = pipeline("text-classification", model=model, tokenizer=tok, top_k=3, device="cpu")(["my card has not arrived"])[0]
+    assert sorted(x["label"] for x in out) == ["card", "loan", "pin"]
+    info = json.loads((folder/"train_metrics.json").read_text())
+    assert set(info["validation"]) >= {"accuracy", "macro_f1", "micro_f1"} and info["versions"]["transformers"]
+    assert info["base_model"]["loaded_from"] == data["base"] and info["log_history"]
+    card = (folder/"README.md").read_text()
+    assert card.startswith("---\n") and "pipeline_tag: text-classification" in card and "`loan`" in card
+    assert not (folder/"training_args.bin").exists()
+
+
+def test_model_selection_never_sees_the_test_split(data, tmp_path):
+    rec = Record()
+    res, _ = run_train(settings(data, tmp_path), callbacks=[rec])
+    ds = load_clean_dataset(data["dataset"])
+    train_ids, test_ids = set(ds["train"]["id"]), set(ds["test"]["id"])
+    eval_ids, fit_ids = set(res.trainer.eval_dataset["id"]), set(res.trainer.train_dataset["id"])
+    assert eval_ids <= train_ids and not eval_ids & test_ids and not eval_ids & fit_ids and not fit_ids & test_ids
+    assert rec.evals and all(n == len(eval_ids) == res.info["rows"]["validation"] for _, n, _ in rec.evals)
+
+
+def test_unseen_test_label_is_an_error_before_training(data, tmp_path, monkeypatch):
+    res = clean(CleanSettings(input_path=str(data["dir"]/"raw.jsonl"), label_field="label", near_dup_threshold=1.0, test_size=0.25))
+    res.test.loc[0, "label"] = "mortgage"
+    bad = publish_dataset(res, tmp_path/"bad").location
+    import transformers
+    monkeypatch.setattr(transformers.Trainer, "train", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError, match=r"test labels not in the training split: \['mortgage'\]"):
+        run_train(settings(data, tmp_path, dataset=bad))
+    assert not (tmp_path/"checkpoints").exists() and not (tmp_path/"model").exists()
+
+
+def test_truncation_is_counted(data, tmp_path):
+    res, _ = run_train(settings(data, tmp_path, max_length=8, epochs=1))
+    tok = AutoTokenizer.from_pretrained(data["base"])
+    texts = res.trainer.train_dataset["input_ids"]
+    assert res.info["max_length"] == 8 and all(len(x) <= 8 for x in texts)
+    full = load_clean_dataset(data["dataset"])["train"].to_pandas().set_index("id")
+    expect = sum(len(tok(full.loc[i, "text"])["input_ids"]) > 8 for i in res.trainer.train_dataset["id"])
+    assert res.info["truncated"]["train"] == expect > 0
+
+
+def test_the_three_metrics_reach_wandb(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "S"*34)
+    rec = Record()
+    res, _ = run_train(settings(data, tmp_path, wandb_mode="offline", wandb_group="pipeline-1"), callbacks=[rec])
+    assert rec.summaries, "no W&B run was active during evaluation"
+    last = rec.summaries[-1]
+    for k in ("eval/accuracy", "eval/macro_f1", "eval/micro_f1"):
+        assert last[k] == pytest.approx(rec.evals[-1][2][k.replace("/", "_")]), k
+    assert res.info["wandb"]["run_id"] and res.info["wandb"]["group"] == "pipeline-1"
+    run_dir = Path(res.info["wandb"]["dir"])
+    assert run_dir.exists() and "hf_" + "S"*34 not in "".join(p.read_text(errors="ignore") for p in run_dir.rglob("*")
+                                                               if p.is_file() and p.stat().st_size < 5_000_000)
+
+
+def test_resume_after_an_interrupted_run(data, tmp_path):
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step >= 2: raise KeyboardInterrupt("killed")
+    out = tmp_path/"ckpt"
+    s = settings(data, tmp_path, output_dir=str(out), eval_steps=2, epochs=2)
+    with pytest.raises(KeyboardInterrupt): run_train(s, callbacks=[Crash()])
+    assert (out/"checkpoint-2").is_dir() and not (tmp_path/"model").exists()
+    with pytest.raises(FileExistsError, match="resume=True"): run_train(s)
+    rec = Record()
+    res, pub = run_train(TrainSettings(**{**s.__dict__, "resume": True}), callbacks=[rec])
+    assert rec.begin_step == 2 and res.trainer.state.global_step > 2 and Path(pub.location, "model.safetensors").exists()
+
+
+def test_class_weights_and_early_stopping(data, tmp_path):
+    rec = Record()
+    res, _ = run_train(settings(data, tmp_path, class_weights="balanced", early_stopping_patience=1, eval_steps=1,
+                                epochs=5, learning_rate=1e-12), callbacks=[rec])
+    assert res.trainer.compute_loss_func is not None
+    steps_per_epoch = -(-res.info["rows"]["train"] // 4)
+    assert res.trainer.state.global_step < 5*steps_per_epoch  # stopped: a frozen model never improves its macro-F1
