@@ -11,15 +11,18 @@ OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1 MPLBAC
 setup:
 	@bash scripts/setup.sh $(VENV)
 
-# The main job, headless on the embedded defaults. It grows with each pipeline step; today:
-# 01_clean on the bundled sample, published to runs/demo/dataset.
+# The main job, headless on the embedded defaults: clean the bundled sample, fine-tune the offline
+# MiniLM on it, evaluate on the held-out split. Every artefact lands in runs/demo/.
 DEMO := runs/demo
+PM := $(OFFLINE) $(BIN)/papermill --no-progress-bar --cwd nbs
 demo: setup
-	mkdir -p $(DEMO)
-	$(OFFLINE) $(BIN)/papermill --no-progress-bar --cwd nbs nbs/01_clean.ipynb $(DEMO)/01_clean.ipynb \
-	  -p target $(CURDIR)/$(DEMO)/dataset -p overwrite True
-	@echo; echo "demo: dataset in $(DEMO)/dataset (stats.json, dropped.jsonl), executed notebook $(DEMO)/01_clean.ipynb"
-	@$(BIN)/python -c "import json; s = json.load(open('$(DEMO)/dataset/stats.json')); print('splits', s['splits'], '| dropped', s['dropped'])"
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(PM) nbs/01_clean.ipynb $(DEMO)/01_clean.ipynb -p target $(CURDIR)/$(DEMO)/dataset
+	$(PM) nbs/02_train.ipynb $(DEMO)/02_train.ipynb -p dataset $(CURDIR)/$(DEMO)/dataset -p target $(CURDIR)/$(DEMO)/model \
+	  -p output_dir $(CURDIR)/$(DEMO)/checkpoints -p wandb_group demo
+	$(PM) nbs/03_eval.ipynb $(DEMO)/03_eval.ipynb -p model $(CURDIR)/$(DEMO)/model -p dataset $(CURDIR)/$(DEMO)/dataset \
+	  -p output $(CURDIR)/$(DEMO)/eval/predictions.jsonl -p wandb_group demo
+	@$(BIN)/python scripts/summary.py $(DEMO)
 
 test: setup
 	$(BIN)/python -m pytest

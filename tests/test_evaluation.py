@@ -1,0 +1,145 @@
+"""Evaluation step tests (unit examples live in nbs/03_eval.ipynb)."""
+import json, subprocess, sys, textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+from hypothesis import given, strategies as st
+
+from conftest import NBS, assert_parameters_mirror
+from finetune_nb.clean import CleanSettings, clean, publish_dataset, run_clean
+from finetune_nb.evaluation import Classifier, EvalSettings, correct_at_k, evaluate, run_eval
+from finetune_nb.testing import tiny_deberta, tiny_nli
+from finetune_nb.train import TrainSettings, run_train
+
+TOPICS = {"card": "my card {} has not arrived", "pin": "how do i change the pin {} on it", "loan": "can i borrow {} for a car"}
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    "A cleaned dataset, a tiny fine-tuned model trained on it, and a second, different model."
+    d = tmp_path_factory.mktemp("eval")
+    rows = [{"text": t.format(w), "label": lab} for lab, t in TOPICS.items() for w in WORDS]
+    (d/"raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, data = run_clean(CleanSettings(input_path=str(d/"raw.jsonl"), label_field="label", target=str(d/"data"),
+                                      near_dup_threshold=1.0, test_size=0.5))
+    _, model = run_train(TrainSettings(dataset=data.location, base_model=str(tiny_deberta(d/"base", ["x", "y"])),
+                                       target=str(d/"model"), epochs=1, batch_size=4, wandb_mode="disabled", threads=1))
+    other = tiny_deberta(d/"other", ["card", "loan", "pin"], seed=1)
+    return {"dataset": data.location, "model": model.location, "other": str(other), "dir": d}
+
+
+def es(**kw) -> EvalSettings: return EvalSettings(**{"wandb_mode": "disabled", "batch_size": 4, **kw})
+
+
+def test_parameters_cell_mirrors_the_settings_dataclass():
+    assert_parameters_mirror("03_eval.ipynb", EvalSettings)
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.permutations("abcd")), min_size=1, max_size=20))
+def test_correct_at_k_is_membership_and_grows_with_k(rows):
+    true, top = [t for t, _ in rows], [list(p) for _, p in rows]
+    at = [correct_at_k(true, top, k) for k in (1, 2, 3, 4)]
+    for k in range(1, 4): assert (at[k] >= at[k - 1]).all()
+    assert at[3].all() and at[0].tolist() == [int(t == p[0]) for t, p in zip(true, top)]
+
+
+def test_predictions_come_back_in_input_order(world):
+    clf = Classifier(world["model"])
+    texts = ["x " * n + f"text {n}" for n in (30, 1, 12, 5, 50, 2, 8)]  # lengths out of order
+    together, scores = clf.predict(texts, top_k=3, batch_size=3)
+    alone = [clf.predict([t], top_k=3) for t in texts]
+    assert together == [a[0][0] for a in alone]
+    assert scores == pytest.approx(np.stack([a[1][0] for a in alone]), abs=1e-5)
+
+
+def test_metrics_and_records_on_the_test_split(world, tmp_path):
+    res = evaluate(es(), world["model"], world["dataset"], tmp_path/"pred.jsonl")
+    lines = (tmp_path/"pred.jsonl").read_text().splitlines()
+    recs = [json.loads(l) for l in lines]
+    assert len(recs) == res.metrics["rows"] == 18 and len({r["id"] for r in recs}) == 18
+    for r in recs:
+        assert len(r["top_labels"]) == 3 and r["correct@1"] == int(r["label"] == r["top_labels"][0])
+        assert r["correct@3"] == 1  # 3 labels: the true one is always in the top 3
+    m = json.loads((tmp_path/"metrics.json").read_text())["fine_tuned"]
+    assert m["top1_accuracy"] == pytest.approx(sum(r["correct@1"] for r in recs)/18) and m["top3_accuracy"] == 1.0
+
+
+def test_unknown_labels_are_an_error_before_any_prediction(world, tmp_path, monkeypatch):
+    res = clean(CleanSettings(input_path=str(world["dir"]/"raw.jsonl"), label_field="label", near_dup_threshold=1.0, test_size=0.5))
+    res.test.loc[0, "label"] = "mortgage"
+    bad = publish_dataset(res, tmp_path/"bad").location
+    monkeypatch.setattr(Classifier, "predict", lambda *a, **k: pytest.fail("prediction started"))
+    with pytest.raises(ValueError, match=r"labels the model does not know: \['mortgage'\]"):
+        evaluate(es(), world["model"], bad, tmp_path/"pred.jsonl")
+    assert not (tmp_path/"pred.jsonl").exists()
+
+
+def test_unlabelled_examples_are_predicted_without_flags(world, tmp_path):
+    f = tmp_path/"ex.jsonl"
+    f.write_text('{"body": "my card golf has not arrived", "y": "card"}\n{"body": "borrow money"}\n{"body": "pin", "y": null}\n')
+    res = evaluate(es(examples=str(f), text_field="body", label_field="y"), world["model"], output=tmp_path/"p.jsonl")
+    recs = {r["id"]: r for r in map(json.loads, (tmp_path/"p.jsonl").read_text().splitlines())}
+    assert "correct@1" in recs[1] and "correct@1" not in recs[2] and recs[2]["label"] is None and len(recs[3]["top_labels"]) == 3
+    assert (res.metrics["labelled"], res.metrics["unlabelled"]) == (1, 2)
+    only = evaluate(es(examples=str(f), text_field="body", label_field=""), world["model"], output=tmp_path/"q.jsonl")
+    assert only.metrics["unlabelled"] == 3 and "fine_tuned" not in only.metrics
+
+
+def test_resume_after_the_writer_is_killed(world, tmp_path, monkeypatch):
+    out = tmp_path/"pred.jsonl"
+    script = f"""
+        import os, finetune_nb.evaluation as E
+        real, calls = E.append_records, []
+        def dying(path, records):
+            calls.append(1)
+            if len(calls) == 2:  # killed in the middle of the second write
+                with open(path, "a") as f: f.write('{{"id": 999, "text": "half'); f.flush()
+                os._exit(9)
+            real(path, records)
+        E.append_records = dying
+        E.evaluate(E.EvalSettings(wandb_mode="disabled", batch_size=2), {world['model']!r}, {world['dataset']!r}, {str(out)!r}, chunk_rows=5)
+    """
+    assert subprocess.run([sys.executable, "-c", textwrap.dedent(script)]).returncode == 9
+    first = out.read_text()
+    assert first.count("\n") == 5 and not first.endswith("\n")
+    predicted = []
+    real_predict = Classifier.predict
+    monkeypatch.setattr(Classifier, "predict", lambda self, texts, *a, **k: predicted.extend(texts) or real_predict(self, texts, *a, **k))
+    res = evaluate(es(), world["model"], world["dataset"], out, chunk_rows=5)
+    ids = [json.loads(l)["id"] for l in out.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 18 and 999 not in ids and len(predicted) == 13
+    assert out.read_text().startswith(first[:first.rindex("\n") + 1]) and res.metrics["rows"] == 18
+
+
+def test_another_model_into_the_same_output_is_refused(world, tmp_path):
+    out = tmp_path/"pred.jsonl"
+    evaluate(es(max_samples=4), world["model"], world["dataset"], out)
+    with pytest.raises(FileExistsError, match="another model"): evaluate(es(), world["other"], world["dataset"], out)
+    res = evaluate(es(overwrite=True), world["other"], world["dataset"], out)
+    assert {json.loads(l)["model"] for l in out.read_text().splitlines()} == {world["other"]} and res.metrics["rows"] == 18
+
+
+def test_zero_shot_baseline_sits_beside_the_fine_tuned_row(world, tmp_path):
+    res = evaluate(es(zero_shot_model=str(tiny_nli(tmp_path/"nli"))), world["model"], world["dataset"], tmp_path/"p.jsonl")
+    m = json.loads((tmp_path/"metrics.json").read_text())
+    assert set(m) >= {"fine_tuned", "zero_shot"} and m["zero_shot"]["model"].endswith("nli")
+    assert set(m["zero_shot"]) >= {"top1_accuracy", "top2_accuracy", "top3_accuracy", "macro_f1", "micro_f1"}
+
+
+def test_card_gains_one_test_metrics_section(world, tmp_path):
+    import shutil
+    model = tmp_path/"model"; shutil.copytree(world["model"], model)
+    for _ in range(2): run_eval(es(model=str(model), dataset=world["dataset"], output=str(tmp_path/"p.jsonl"), overwrite=True))
+    card = (model/"README.md").read_text()
+    assert card.count("## Test metrics") == 1 and "| fine-tuned |" in card
+
+
+def test_papermill_on_published_model_and_dataset(world, tmp_path):
+    out = tmp_path/"pred.jsonl"
+    pm.execute_notebook(NBS/"03_eval.ipynb", tmp_path/"out.ipynb", cwd=str(NBS), progress_bar=False, kernel_name="python3",
+                        parameters=dict(model=world["model"], dataset=world["dataset"], output=str(out), wandb_mode="disabled"))
+    assert len(out.read_text().splitlines()) == 18 and (tmp_path/"metrics.json").exists()
