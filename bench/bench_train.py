@@ -5,7 +5,7 @@
 Both fine-tune the offline all-MiniLM-L6-v2 for 2 epochs on banking77's full train file and are
 scored on its official test file (both read straight from ../shared/data; 01_clean is skipped).
 The plain script: batch 16, lr 5e-5, dynamic padding, random order, no evaluation during training.
-This step: its defaults (a 10% stratified validation split for checkpoint selection, batches
+This step: its defaults (learning rate by model size: 1e-4 for MiniLM; a 10% stratified validation split for checkpoint selection, batches
 grouped by length, evaluation and checkpoint per epoch, best checkpoint by validation macro-F1).
 Then samples/s only on a 1,000-row slice, for a fixed number of steps, with every batch padded to
 512 and to 128 tokens (what padding costs). Each case runs in a fresh process; prints a table and
