@@ -39,3 +39,15 @@ def assert_parameters_mirror(notebook: str, settings_cls):
     for name, p in params.items():
         assert ast.literal_eval(p["default"]) == getattr(defaults, name), name
         assert p["help"] == want[name].metadata["help"], name
+
+
+# A tiny three-label corpus for the training and evaluation tests: 12 texts per label, none a near duplicate.
+TOPICS = {"card": "my card {} has not arrived", "pin": "how do i change the pin {} on it", "loan": "can i borrow {} for a car"}
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+
+
+def write_topic_rows(path: Path) -> Path:
+    "Write the three-label corpus as JSONL (`text`, `label`) to `path`."
+    import json
+    path.write_text("".join(json.dumps({"text": t.format(w), "label": lab}) + "\n" for lab, t in TOPICS.items() for w in WORDS))
+    return path

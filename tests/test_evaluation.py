@@ -8,22 +8,19 @@ import papermill as pm
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import NBS, assert_parameters_mirror
+from conftest import NBS, assert_parameters_mirror, write_topic_rows
 from finetune_nb.clean import CleanSettings, clean, publish_dataset, run_clean
 from finetune_nb.evaluation import Classifier, EvalSettings, correct_at_k, evaluate, run_eval
 from finetune_nb.testing import tiny_deberta, tiny_nli
 from finetune_nb.train import TrainSettings, run_train
 
-TOPICS = {"card": "my card {} has not arrived", "pin": "how do i change the pin {} on it", "loan": "can i borrow {} for a car"}
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     "A cleaned dataset, a tiny fine-tuned model trained on it, and a second, different model."
     d = tmp_path_factory.mktemp("eval")
-    rows = [{"text": t.format(w), "label": lab} for lab, t in TOPICS.items() for w in WORDS]
-    (d/"raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_topic_rows(d/"raw.jsonl")
     _, data = run_clean(CleanSettings(input_path=str(d/"raw.jsonl"), label_field="label", target=str(d/"data"),
                                       near_dup_threshold=1.0, test_size=0.5))
     _, model = run_train(TrainSettings(dataset=data.location, base_model=str(tiny_deberta(d/"base", ["x", "y"])),

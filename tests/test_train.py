@@ -5,21 +5,18 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, pipeline
 
-from conftest import assert_parameters_mirror
+from conftest import assert_parameters_mirror, write_topic_rows
 from finetune_nb.clean import CleanSettings, clean, load_clean_dataset, publish_dataset, run_clean
 from finetune_nb.testing import tiny_deberta
 from finetune_nb.train import TrainSettings, run_train
 
-TOPICS = {"card": "my card {} has not arrived", "pin": "how do i change the pin {} on it", "loan": "can i borrow {} for a car"}
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     "A cleaned dataset (3 labels x 12 rows) and a tiny DeBERTa base model, made once for the module."
     d = tmp_path_factory.mktemp("train")
-    rows = [{"text": t.format(w), "label": lab} for lab, t in TOPICS.items() for w in WORDS]
-    (d/"raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_topic_rows(d/"raw.jsonl")
     _, pub = run_clean(CleanSettings(input_path=str(d/"raw.jsonl"), label_field="label", target=str(d/"data"),
                                      near_dup_threshold=1.0, test_size=0.25))
     return {"dataset": pub.location, "base": str(tiny_deberta(d/"base", ["x", "y"])), "dir": d}
