@@ -140,3 +140,21 @@ def test_papermill_on_published_model_and_dataset(world, tmp_path):
     pm.execute_notebook(NBS/"03_eval.ipynb", tmp_path/"out.ipynb", cwd=str(NBS), progress_bar=False, kernel_name="python3",
                         parameters=dict(model=world["model"], dataset=world["dataset"], output=str(out), wandb_mode="disabled"))
     assert len(out.read_text().splitlines()) == 18 and (tmp_path/"metrics.json").exists()
+
+
+def test_resume_refuses_other_rows_or_top_k_under_the_same_ids(world, tmp_path):
+    a, b = tmp_path/"a.jsonl", tmp_path/"b.jsonl"
+    a.write_text('{"text": "my card alpha has not arrived", "category": "card"}\n')
+    b.write_text('{"text": "can i borrow golf for a car", "category": "loan"}\n')
+    out = tmp_path/"p.jsonl"
+    evaluate(es(examples=str(a)), world["model"], output=out)
+    with pytest.raises(FileExistsError, match="other rows or another top_k"): evaluate(es(examples=str(b)), world["model"], output=out)
+    with pytest.raises(FileExistsError, match="other rows or another top_k"): evaluate(es(examples=str(a), top_k=1), world["model"], output=out)
+
+
+def test_texts_with_line_separators_survive_the_records(world, tmp_path):
+    f = tmp_path/"ex.jsonl"
+    f.write_text(json.dumps({"text": "my card\u0085has\u2028not\x1earrived", "category": "card"}) + "\n")
+    res = evaluate(es(examples=str(f)), world["model"], output=tmp_path/"p.jsonl")
+    assert res.records["text"].tolist() == ["my card\u0085has\u2028not\x1earrived"]
+    assert len((tmp_path/"p.jsonl").read_text(encoding="utf-8").splitlines()) == 1

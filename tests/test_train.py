@@ -122,3 +122,11 @@ def test_class_weights_and_early_stopping(data, tmp_path):
     assert res.trainer.compute_loss_func is not None
     steps_per_epoch = -(-res.info["rows"]["train"] // 4)
     assert res.trainer.state.global_step < 5*steps_per_epoch  # stopped: a frozen model never improves its macro-F1
+
+
+def test_no_validation_rows_is_a_clear_error(data, tmp_path):
+    rows = [{"text": f"{w} text about {lab}", "label": lab} for lab in ("a", "b", "c", "d") for w in ("one", "two")]
+    (tmp_path/"r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, pub = run_clean(CleanSettings(input_path=str(tmp_path/"r.jsonl"), label_field="label", target=str(tmp_path/"d"),
+                                     near_dup_threshold=1.0))
+    with pytest.raises(ValueError, match="validation split is empty"): run_train(settings(data, tmp_path, dataset=pub.location))
