@@ -3,7 +3,7 @@
 #   make test   run the test suite
 VENV ?= .venv
 BIN := $(VENV)/bin
-OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1 MPLBACKEND=Agg
+OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1
 
 .PHONY: setup demo test export lock clean-runs
 

@@ -20,14 +20,20 @@ __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LA
            'json_default', 'jsonl_line', 'hf_token', 'wandb_key', 'known_secrets', 'looks_like_secret',
            'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter', 'setup_logging', 'check_wandb_mode',
            'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo', 'detect_device', 'set_threads', 'Target',
-           'parse_target', 'check_target', 'Publication', 'publishing', 'sample_data']
+           'parse_target', 'check_target', 'Publication', 'hub_local_dir', 'publishing', 'sample_data']
 
-# %% ../nbs/00_core.ipynb #60bb3fa2
-def setting(default, help: str, **kw):
-    "A dataclass field with `help` metadata; a list default gets its own copy per instance."
+# %% ../nbs/00_core.ipynb #3c18e994
+def setting(
+    default,  # the default value (a list or dict default is copied for each instance)
+    help: str,  # one line for `--help`, the notebook's parameters cell and the docs
+    group: str | None = None,  # section of `--help` the setting is listed under
+    **kw,
+):
+    "A dataclass field with `help` (and `group`) metadata; a list default gets its own copy per instance."
+    meta = {"help": help, **({"group": group} if group else {})}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
 
 def run_folder(step: str) -> Path:
     "A fresh folder name for a run on defaults: `runs/<YYYYmmdd-HHMMSS>-<step>` under the working directory."
@@ -342,8 +348,10 @@ class Publication:
         self.commit: str | None = None  # Hub commit id
     def __repr__(self): return f"Publication({self.target} -> {self.location or 'staging: ' + str(self.staging)})"
 
-# %% ../nbs/00_core.ipynb #234334c1
-def _hub_local_dir(t: Target) -> Path: return Path("runs")/"hub"/f"{t.repo_type}s"/t.repo_id
+# %% ../nbs/00_core.ipynb #b12e6a75
+def hub_local_dir(t: Target) -> Path:
+    "Where the local copy of a Hub target goes by default: `runs/hub/<kind>s/<user>/<name>` under the working directory."
+    return Path("runs")/"hub"/f"{t.repo_type}s"/t.repo_id
 
 @contextmanager
 def publishing(
@@ -355,7 +363,7 @@ def publishing(
 ) -> Iterator[Publication]:
     "Stage an artefact folder, then put it in place atomically (local) or keep a local copy and upload it (Hub)."
     t = check_target(target, overwrite)
-    dest = t.path if not t.is_hub else check_target(Path(local_dir or _hub_local_dir(t)), overwrite).path
+    dest = t.path if not t.is_hub else check_target(Path(local_dir or hub_local_dir(t)), overwrite).path
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
     pub = Publication(t, staging)

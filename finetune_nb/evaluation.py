@@ -271,7 +271,7 @@ def zero_shot_metrics(nli_model: str, rows: pd.DataFrame, labels: list[str], top
         top.append([names[l] for l in out["labels"][:top_k]])
     return {"model": nli_model, **topk_metrics(rows["label"].tolist(), top, labels, top_k)}
 
-# %% ../nbs/03_eval.ipynb #4f362de2
+# %% ../nbs/03_eval.ipynb #0b55ddbb
 _CARD_START, _CARD_END = "<!-- finetune_nb:test-metrics -->", "<!-- /finetune_nb:test-metrics -->"
 
 def metrics_table(metrics: dict) -> str:
@@ -295,8 +295,8 @@ def update_card(model_dir: str | Path, metrics: dict) -> bool:
     card.write_text(txt.rstrip() + section, encoding="utf-8")
     return True
 
-def log_to_wandb(s: EvalSettings, metrics: dict):
-    "Log the scalar metrics to a W&B `eval` run (none when disabled)."
+def log_to_wandb(s: EvalSettings, metrics: dict) -> dict | None:
+    "Log the scalar metrics to a W&B `eval` run; returns its id, URL (online) and folder, or None when disabled."
     run = init_wandb(s.wandb_project, s.wandb_mode, s.wandb_group, job_type="eval", dir=Path(metrics["output"]).parent,
                      config={**asdict(s), "model": metrics["model"], "fingerprint": metrics["fingerprint"]})
     if run is None: return None
@@ -304,9 +304,9 @@ def log_to_wandb(s: EvalSettings, metrics: dict):
         for k, v in (metrics.get(part) or {}).items():
             if isinstance(v, float): run.summary[f"test/{part}/{k}"] = v
     run.summary["test/rows"] = metrics["rows"]
-    run_id = run.id
+    info = {"id": run.id, "url": run.url if s.wandb_mode == "online" else None, "dir": run.dir}
     run.finish()
-    return run_id
+    return info
 
 # %% ../nbs/03_eval.ipynb #69e49fef
 def hub_repo_id(model: str) -> str:

@@ -85,7 +85,7 @@ def tiny_nli(path: str | Path, texts: Sequence[str] | None = None, seed: int = 0
     "Save a tiny DeBERTa-v2 NLI model (contradiction / neutral / entailment) and tokenizer to `path`; returns `path`."
     return tiny_deberta(path, labels=NLI_LABELS, texts=texts, seed=seed)
 
-# %% ../nbs/05_testing.ipynb #bcae5828
+# %% ../nbs/05_testing.ipynb #5e5e0ac4
 class _Handler(BaseHTTPRequestHandler):
     stub: HubStub
 
@@ -122,8 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
         stub, user = self.stub, self._user()
         if parts == ["api", "whoami-v2"]:
             if not user: return self._send(401, {"error": "Invalid credentials in Authorization header"})
-            name, role = user
-            return self._send(200, {"type": "user", "name": name, "fullname": name, "orgs": [],
+            name, role, *orgs = user
+            return self._send(200, {"type": "user", "name": name, "fullname": name,
+                                    "orgs": [{"type": "org", "name": o} for o in (orgs[0] if orgs else [])],
                                     "auth": {"type": "access_token", "accessToken": {"displayName": "stub", "role": role}}})
         if parts == ["api", "repos", "create"]:
             if not user or user[1] != "write": return self._send(401, {"error": "Invalid username or password."})
@@ -177,12 +178,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"commitUrl": f"{stub.repo_url(kind, repo_id)}/commit/{oid}", "commitOid": oid})
         return self._send(404, {"error": "stub: not implemented"})
 
-# %% ../nbs/05_testing.ipynb #4a52d26a
+# %% ../nbs/05_testing.ipynb #a2ff5cf1
 class HubStub:
     "A loopback, in-memory fake of the Hub API for tests; use it as a context manager."
     def __init__(
         self,
-        tokens: dict[str, tuple[str, str]] | None = None,  # token -> (user name, 'read' or 'write')
+        tokens: dict[str, tuple] | None = None,  # token -> (user name, 'read' or 'write'[, [organisations]])
         fail_uploads: int = 0,  # answer this many upload calls with `fail_status`
         fail_status: int = 503,
     ):

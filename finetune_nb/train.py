@@ -206,7 +206,7 @@ def _checkpoint_dir(s: TrainSettings, target: str) -> Path:
     t = parse_target(target, repo_type="model")
     return t.path.parent/"checkpoints" if not t.is_hub else Path("runs")/"checkpoints"/t.repo_id
 
-# %% ../nbs/02_train.ipynb #66b650c8
+# %% ../nbs/02_train.ipynb #a6acecd1
 def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     "Fine-tune `settings.base_model` on `settings.dataset`; returns the best checkpoint's validation metrics and the trainer."
     import torch, transformers
@@ -286,7 +286,8 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
                        "revision": s.revision or None, "commit": getattr(model.config, "_commit_hash", None)},
         "dataset": s.dataset, "settings": asdict(s),
         "wandb": {"project": s.wandb_project, "mode": s.wandb_mode, "group": s.wandb_group or None,
-                  "run_id": run.id if run is not None else None, "dir": run.dir if run is not None else None},
+                  "run_id": run.id if run is not None else None, "dir": run.dir if run is not None else None,
+                  "url": run.url if run is not None and s.wandb_mode == "online" else None},
         "versions": library_versions("accelerate", "wandb", "tokenizers"), "seconds": round(time.time() - t0, 1),
     }
     logger.info("best checkpoint %s: validation %s", info["best_checkpoint"],

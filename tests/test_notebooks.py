@@ -11,6 +11,7 @@ import pytest
 
 from conftest import NBS
 
+PLOTS = {"01_clean.ipynb": 1, "02_train.ipynb": 1, "03_eval.ipynb": 1, "04_orchestrate.ipynb": 1}
 NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb") if not p.name.startswith("_"))
 
 
@@ -18,7 +19,7 @@ NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb") if not p.name.startswith(
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs(name, tmp_path):
     out = tmp_path/name
-    env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
+    env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}  # the notebooks plot inline regardless
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -32,3 +33,7 @@ def test_notebook_runs(name, tmp_path):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
     assert out.exists()
+    if name in PLOTS:  # the pipeline notebooks show their results as figures in the executed notebook
+        import nbformat
+        images = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) >= PLOTS[name], f"{name}: {len(images)} figures"

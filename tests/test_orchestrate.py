@@ -1,0 +1,287 @@
+"""The whole pipeline through `finetune-nb` / `main()`: preflight, flags and config, exit codes, run folder, no token leaks.
+
+Unit examples live in nbs/04_orchestrate.ipynb; these run the command end to end on a tiny DeBERTa-v2.
+"""
+import json, os, subprocess, sys
+from dataclasses import MISSING, asdict, fields
+from pathlib import Path
+
+import pytest
+
+from conftest import NBS, ROOT, TOPICS, WORDS, assert_parameters_mirror
+from finetune_nb import orchestrate
+from finetune_nb.clean import CleanSettings
+from finetune_nb.evaluation import EvalSettings
+from finetune_nb.orchestrate import OrchestrateSettings, main, make_plan
+from finetune_nb.testing import HubStub, tiny_deberta
+from finetune_nb.train import TrainSettings
+
+WRITE, READ, ORG = "hf_" + "W"*34, "hf_" + "R"*34, "hf_" + "O"*34
+FAKE_WANDB = "f" * 40
+
+
+def write_user_rows(path: Path, with_unlabelled: bool = False) -> Path:
+    "The three-topic corpus with the user's own field names: nested text `body.text`, label `intent`."
+    rows = [{"body": {"text": t.format(w), "lang": "en"}, "intent": lab} for lab, t in TOPICS.items() for w in WORDS]
+    if with_unlabelled: rows.append({"body": {"text": "is my card on its way"}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    "A user JSONL file, a tiny base model, and the flags of a quick run on them."
+    d = tmp_path_factory.mktemp("orchestrate")
+    data = write_user_rows(d/"tickets.jsonl")
+    base = tiny_deberta(d/"base", ["x", "y"])
+    quick = ["--text-field", "body.text", "--label-field", "intent", "--base-model", str(base), "--epochs", "1",
+             "--train-batch-size", "4", "--val-size", "0.2", "--test-size", "0.25", "--near-dup-threshold", "1.0",
+             "--threads", "1", "--wandb-mode", "offline"]
+    return {"dir": d, "data": data, "base": base, "quick": quick}
+
+
+@pytest.fixture(scope="module")
+def finished(env):
+    "One whole run on the user's file (engine python), shared by the tests that read its run folder."
+    runs = env["dir"]/"runs"
+    code = main([str(env["data"]), *env["quick"], "--runs-dir", str(runs), "--name", "tickets"])
+    assert code == 0
+    (run,) = runs.iterdir()
+    return run
+
+
+def run_main(capsys, argv) -> tuple[int, str, str]:
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# --- settings, flags and config ---------------------------------------------------------------------
+
+def test_parameters_cell_mirrors_the_settings_dataclass():
+    assert_parameters_mirror("04_orchestrate.ipynb", OrchestrateSettings)
+
+
+def test_every_step_setting_is_reachable(env, tmp_path):
+    "Each field of each step's settings can be set from the orchestrator (no step option is lost)."
+    full = OrchestrateSettings(
+        dataset=str(env["data"]), text_field="body.text", label_field="intent", dataset_target=str(tmp_path/"d"),
+        overwrite=True, private=True, seed=7, test_size=0.3, near_dup_threshold=0.9, noise="majority",
+        labels_include=["card", "pin"], labels_exclude=["loan"], min_per_label=3, max_per_label=50,
+        reference_test=str(env["data"]), base_model="hf://acme/base@v1", model_target=str(tmp_path/"m"),
+        checkpoint_dir=str(tmp_path/"c"), epochs=3, max_length=128, train_batch_size=8, gradient_accumulation=2,
+        learning_rate=2e-5, warmup=0.2, val_size=0.2, class_weights="balanced", early_stopping_patience=2, eval_steps=10,
+        max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=1, split="validation",
+        eval_batch_size=8, top_k=2, max_eval_samples=5, zero_shot_model="nli", predictions=str(tmp_path/"p.jsonl"))
+    only_eval = OrchestrateSettings(model="hf://acme/clf", model_revision="v2", examples=str(env["data"]))
+    plans = [make_plan(full, tmp_path/"run"), make_plan(only_eval, tmp_path/"run2")]
+    assert not plans[0].errors and not plans[1].errors and list(plans[1].steps) == ["eval"]
+    for cls, step in ((CleanSettings, "clean"), (TrainSettings, "train"), (EvalSettings, "eval")):
+        default = cls()
+        for f in fields(cls):
+            values = [getattr(p.steps[step], f.name) for p in plans if step in p.steps]
+            assert any(v != getattr(default, f.name) for v in values), f"{step}.{f.name} cannot be set"
+
+
+def test_help_lists_every_setting_by_step(capsys):
+    code, out, _ = run_main(capsys, ["--help"])
+    assert code == 0
+    for section in ("input:", "step 1: clean:", "step 2: train:", "step 3: evaluate:", "exit codes: 0 done, 2"):
+        assert section in out
+    for f in fields(OrchestrateSettings):
+        assert "--" + f.name.replace("_", "-") in out
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_flags_override_the_config_file(tmp_path, suffix):
+    cfg = tmp_path/f"run{suffix}"
+    values = {"dataset": "from-config.jsonl", "epochs": 3, "text-field": "body", "labels_exclude": ["spam"], "overwrite": True}
+    cfg.write_text(json.dumps(values) if suffix == ".json" else "".join(f"{k}: {json.dumps(v)}\n" for k, v in values.items()))
+    s = orchestrate.parse_settings(["--config", str(cfg), "--epochs", "1", "--no-overwrite", "--label-field", "intent"])
+    assert (s.dataset, s.epochs, s.text_field, s.labels_exclude, s.overwrite, s.label_field) == (
+        "from-config.jsonl", 1.0, "body", ["spam"], False, "intent")
+    assert orchestrate.parse_settings(["given.jsonl", "--config", str(cfg)]).dataset == "given.jsonl"
+
+
+def test_bad_config_is_exit_2_naming_file_and_keys(tmp_path, capsys):
+    cfg = tmp_path/"run.yaml"
+    cfg.write_text("epoch: 3\ntop_k: three\nskip: eval\n")
+    code, _, err = run_main(capsys, ["--config", str(cfg)])
+    assert code == 2
+    assert str(cfg) in err and "unknown setting 'epoch' (did you mean 'epochs'?)" in err and "top_k must be an integer" in err
+    cfg.write_text("- not\n- a mapping\n")
+    assert run_main(capsys, ["--config", str(cfg)])[0] == 2
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--engine", "docker"], "engine must be one of python, papermill"),
+    (["--skip", "tokenize"], "are not steps"),
+    (["--epochs", "two"], "invalid float value"),
+    (["--no-such-flag"], "unrecognized arguments"),
+    (["--base-model", "hf_" + "Z"*34], "base_model must not carry secrets"),
+])
+def test_bad_flags_are_exit_2(capsys, argv, says, tmp_path):
+    code, out, err = run_main(capsys, [*argv, "--runs-dir", str(tmp_path)])
+    assert code == 2 and says in err
+    assert "Z"*34 not in out + err and not list(tmp_path.iterdir())
+
+
+# --- preflight ------------------------------------------------------------------------------------
+
+def test_dry_run_checks_and_prints_the_plan_without_writing(env, tmp_path, capsys):
+    code, out, _ = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--dry-run"])
+    assert code == 0
+    assert out.startswith("preflight passed") and "clean: input_path=" in out and "train: dataset=" in out and "eval: model=" in out
+    assert "note: W&B offline" in out and not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def hub(no_secrets, monkeypatch, tmp_path):
+    "The loopback Hub: `ada` may write (and belongs to org `acme-org` with ORG), `bob` may only read."
+    monkeypatch.chdir(tmp_path)
+    with HubStub({WRITE: ("ada", "write"), READ: ("bob", "read"), ORG: ("cy", "write", ["acme-org"])}) as stub: yield stub
+
+
+def _full_disk(monkeypatch): monkeypatch.setattr(orchestrate, "free_bytes", lambda path: 1024)
+
+
+def _token(value):
+    return lambda mp: mp.setenv("HF_TOKEN", value)
+
+
+# name -> (extra flags, set-up, what the one problem says); each runs alone against a clean slate
+PROBLEMS = {
+    "input missing": (["--dataset", "{tmp}/nope.jsonl"], None, "nope.jsonl: no such file or folder"),
+    "field absent": (["--label-field", "label_name"], None, "has the field 'label_name' (label_field); fields seen: body, body.text"),
+    "require gpu": (["--require-gpu"], None, "require_gpu: torch"),
+    "no hf token": (["--model-target", "hf://ada/clf"], None, "publishing to the Hub needs a token with write access"),
+    "invalid hf token": (["--model-target", "hf://ada/clf"], _token("hf_" + "X"*34), "token in force is not valid"),
+    "read-only token": (["--dataset-target", "hf://datasets/bob/data"], _token(READ), "the token of bob is read-only"),
+    "foreign namespace": (["--model-target", "hf://acme-org/clf"], _token(WRITE), "ada cannot write to 'acme-org'"),
+    "wandb key": (["--wandb-mode", "online"], None, "wandb_mode='online' needs a W&B API key"),
+    "local target full": (["--model-target", "{tmp}/full"], lambda mp: None, "model_target: target {tmp}/full exists and is not empty"),
+    "disk": ([], _full_disk, "disk: checkpoints need about"),
+    "skip train, no model": (["--skip", "train"], None, "skip train needs a `model` to evaluate"),
+}
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_each_preflight_problem_alone_is_exit_2_before_any_work(name, env, hub, tmp_path, capsys, monkeypatch):
+    import torch
+    if name == "require gpu" and torch.cuda.is_available(): pytest.skip("a GPU is present")
+    flags, setup, says = PROBLEMS[name]
+    (tmp_path/"full").mkdir(); (tmp_path/"full"/"old.bin").write_text("x")
+    if setup: setup(monkeypatch)
+    monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("training started"))
+    data = [] if "--dataset" in flags else [str(env["data"])]
+    argv = [*data, *env["quick"], "--runs-dir", str(tmp_path/"runs"), *[f.format(tmp=tmp_path) for f in flags]]
+    code, out, err = run_main(capsys, argv)
+    assert code == 2, err
+    assert "preflight found 1 problem;" in err and says.format(tmp=tmp_path) in err
+    assert not (tmp_path/"runs").exists() and not hub.repos
+
+
+def test_hub_targets_pass_with_a_write_token_for_the_namespace(env, hub, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", ORG)
+    code, out, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--dry-run",
+                                       "--dataset-target", "hf://datasets/cy/data", "--model-target", "hf://acme-org/clf"])
+    assert code == 0, err
+    assert ("GET", "/api/whoami-v2") in hub.requests and ORG not in out + err
+
+
+def test_existing_hub_repo_needs_overwrite(env, hub, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", WRITE)
+    hub.repos[("model", "ada/clf")] = dict(private=False, files={"model.safetensors": b"x"}, commits=["a"*40], branches={"main"})
+    argv = [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--dry-run", "--model-target", "hf://ada/clf"]
+    code, _, err = run_main(capsys, argv)
+    assert code == 2 and "hf://ada/clf already holds 1 files" in err
+    assert run_main(capsys, [*argv, "--overwrite"])[0] == 0
+
+
+def test_several_problems_are_reported_together(env, no_secrets, tmp_path, capsys, monkeypatch):
+    _full_disk(monkeypatch)
+    argv = [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--label-field", "label_name",
+            "--wandb-mode", "online", "--reference-test", str(tmp_path/"ref.jsonl"), "--epochs", "0"]
+    code, _, err = run_main(capsys, argv)
+    assert code == 2
+    assert "preflight found 5 problems" in err
+    for says in ("train settings: epochs must be > 0", "has the field 'label_name'", "ref.jsonl: no such file",
+                 "needs a W&B API key", "disk: checkpoints need about"):
+        assert says in err
+    assert not (tmp_path/"runs").exists()
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+def test_a_run_on_the_users_own_jsonl_fills_its_run_folder(finished, env):
+    run = finished
+    assert run.name.endswith("-tickets")
+    record = json.loads((run/"run.json").read_text())
+    assert record["status"] == "done" and list(record["steps"]) == ["clean", "train", "eval"]
+    assert all(s["status"] == "done" and s["seconds"] >= 0 for s in record["steps"].values())
+    assert record["settings"]["text_field"] == "body.text" and record["versions"]["transformers"]
+    assert record["git"] is None or len(record["git"]["commit"]) == 40
+    assert record["resolved"]["base_model"]["loaded_from"] == str(env["base"])
+    data = record["results"]["data"]
+    assert data["lines"] == 36 == data["splits"]["train"] + data["splits"]["test"] + sum(data["dropped"].values())
+    assert {"accuracy", "macro_f1"} <= set(record["results"]["train"]["validation"])
+    test = record["results"]["test"]
+    assert test["rows"] == data["splits"]["test"] and {"top1_accuracy", "top2_accuracy", "top3_accuracy"} <= set(test["fine_tuned"])
+    preds = (run/"eval"/"predictions.jsonl").read_text().splitlines()
+    assert len(preds) == data["splits"]["test"]
+    for p in ("dataset/data/train.parquet", "model/model.safetensors", "model/train_metrics.json", "run.log", "summary.md"):
+        assert (run/p).is_file(), p
+    summary = (run/"summary.md").read_text()
+    assert "| test (fine-tuned) |" in summary and "| validation |" in summary and "wandb sync " in summary
+    assert [w for w in record["artefacts"]["wandb"] if "offline" in w]
+    assert "step train" in (run/"run.log").read_text()
+
+
+def test_examples_with_a_model_evaluate_only(finished, env, tmp_path, capsys):
+    examples = write_user_rows(tmp_path/"new.jsonl", with_unlabelled=True)
+    code, out, err = run_main(capsys, ["--model", str(finished/"model"), "--examples", str(examples), "--text-field", "body.text",
+                                       "--label-field", "intent", "--runs-dir", str(tmp_path/"runs"), "--wandb-mode", "disabled"])
+    assert code == 0, err
+    (run,) = (tmp_path/"runs").iterdir()
+    record = json.loads((run/"run.json").read_text())
+    assert list(record["steps"]) == ["eval"] and not (run/"dataset").exists() and not (run/"model").exists()
+    assert len((run/"eval"/"predictions.jsonl").read_text().splitlines()) == 37
+    assert record["results"]["test"]["unlabelled"] == 1 and "1 unlabelled examples" in out
+
+
+def test_a_failure_during_the_work_is_exit_1_and_recorded(env, tmp_path, capsys, monkeypatch):
+    def boom(*a, **k): raise RuntimeError("the GPU caught fire")
+    monkeypatch.setattr("transformers.Trainer.train", boom)
+    code, _, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--wandb-mode", "disabled"])
+    assert code == 1 and "step train failed: RuntimeError: the GPU caught fire" in err
+    (run,) = tmp_path.iterdir()
+    assert str(run) in err
+    record = json.loads((run/"run.json").read_text())
+    assert record["status"] == "failed" and record["steps"]["clean"]["status"] == "done" and record["steps"]["train"]["status"] == "failed"
+    assert record["steps"]["eval"]["status"] == "pending" and "caught fire" in record["error"]
+    assert "**Error**" in (run/"summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_no_token_reaches_any_file_of_a_notebook_run(env, tmp_path, capsys, monkeypatch):
+    "With fake tokens in force, a run through the step notebooks writes neither token anywhere."
+    monkeypatch.setenv("HF_TOKEN", WRITE)
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_WANDB)
+    code, out, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill"])
+    assert code == 0, err
+    (run,) = (tmp_path/"runs").iterdir()
+    for nb in ("01_clean.ipynb", "02_train.ipynb", "03_eval.ipynb"): assert (run/nb).is_file(), nb
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert len(files) > 20
+    for p in files:
+        content = p.read_bytes()
+        assert WRITE.encode() not in content and FAKE_WANDB.encode() not in content, p
+    assert WRITE not in out + err and FAKE_WANDB not in out + err
+
+
+def test_module_entry_point_for_accelerate_launch(env, tmp_path):
+    "`python -m finetune_nb.orchestrate` (what `accelerate launch -m` runs) is the same command."
+    res = subprocess.run([sys.executable, "-m", "finetune_nb.orchestrate", str(env["data"]), *env["quick"], "--runs-dir",
+                          str(tmp_path), "--dry-run"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("preflight passed")
