@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (each does its own set-up, and only once):
-#   make demo   run the pipeline end to end on the bundled sample, offline
+#   make demo   run the whole pipeline (finetune-nb) on the bundled sample, offline
 #   make test   run the test suite
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,18 +11,11 @@ OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1
 setup:
 	@bash scripts/setup.sh $(VENV)
 
-# The main job, headless on the embedded defaults: clean the bundled sample, fine-tune the offline
-# MiniLM on it, evaluate on the held-out split. Every artefact lands in runs/demo/.
-DEMO := runs/demo
-PM := $(OFFLINE) $(BIN)/papermill --no-progress-bar --cwd nbs
+# The main job, headless on the embedded defaults: `finetune-nb` checks everything first, then cleans the
+# bundled sample, fine-tunes the offline MiniLM on it and evaluates it on the held-out split, executing the
+# step notebooks into a new run folder runs/<time>-demo/, and ends on a summary table.
 demo: setup
-	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(PM) nbs/01_clean.ipynb $(DEMO)/01_clean.ipynb -p target $(CURDIR)/$(DEMO)/dataset
-	$(PM) nbs/02_train.ipynb $(DEMO)/02_train.ipynb -p dataset $(CURDIR)/$(DEMO)/dataset -p target $(CURDIR)/$(DEMO)/model \
-	  -p output_dir $(CURDIR)/$(DEMO)/checkpoints -p wandb_group demo
-	$(PM) nbs/03_eval.ipynb $(DEMO)/03_eval.ipynb -p model $(CURDIR)/$(DEMO)/model -p dataset $(CURDIR)/$(DEMO)/dataset \
-	  -p output $(CURDIR)/$(DEMO)/eval/predictions.jsonl -p wandb_group demo
-	@$(BIN)/python scripts/summary.py $(DEMO)
+	$(OFFLINE) $(BIN)/finetune-nb --name demo --engine papermill
 
 test: setup
 	$(BIN)/python -m pytest

@@ -25,9 +25,9 @@ __all__ = ['logger', 'STEPS', 'ENGINES', 'NOTEBOOKS', 'inherit', 'OrchestrateSet
            'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings', 'eval_settings', 'Plan',
            'make_plan', 'Report', 'PreflightError', 'check_jsonl', 'check_dataset', 'check_model', 'check_device',
            'check_hub_targets', 'check_wandb', 'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk',
-           'notebooks_dir', 'preflight', 'StepError', 'local_copy', 'run_step', 'git_state', 'write_json', 'collect',
-           'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser', 'load_config',
-           'parse_settings', 'main', 'cli']
+           'notebooks_dir', 'process_state', 'preflight', 'StepError', 'local_copy', 'run_step', 'git_state',
+           'write_json', 'collect', 'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser',
+           'load_config', 'parse_settings', 'main', 'cli']
 
 # %% ../nbs/04_orchestrate.ipynb #39f953c4
 STEPS = ("clean", "train", "eval")
@@ -436,15 +436,20 @@ def check_disk(folder: str | Path, weights: int | None, report: Report):
     if free < need: report.problem(f"disk: checkpoints need about {need/2**30:.1f} GiB in {folder}, "
                                    f"but only {free/2**30:.1f} GiB are free; free space or set checkpoint_dir elsewhere")
 
-# %% ../nbs/04_orchestrate.ipynb #f87801f9
+# %% ../nbs/04_orchestrate.ipynb #67fdb5ef
 def notebooks_dir(s: OrchestrateSettings) -> Path:
     "Folder of the step notebooks: `notebooks`, else the `nbs/` beside this package in a checkout."
     import finetune_nb
     return Path(s.notebooks).expanduser() if s.notebooks else Path(finetune_nb.__file__).resolve().parents[1]/"nbs"
 
-def _num_processes() -> int:
+def process_state():
+    "accelerate's `PartialState`, first made here: several processes without CUDA (torchrun on CPUs) use gloo."
+    import torch
     from accelerate import PartialState
-    return PartialState().num_processes
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return PartialState(cpu=several and not torch.cuda.is_available())
+
+def _num_processes() -> int: return process_state().num_processes
 
 def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan, Report]:
     "Resolve the plan and check everything that can be checked before the work starts."
@@ -588,7 +593,7 @@ def collect(record: dict, plan: Plan) -> dict:
     art["wandb"] = _wandb_runs(plan.run_dir, train, ev)
     return record
 
-# %% ../nbs/04_orchestrate.ipynb #2858d766
+# %% ../nbs/04_orchestrate.ipynb #cfcc7ab9
 def _f(x) -> str: return f"{x:.3f}" if isinstance(x, (int, float)) else "–"
 
 def summary(record: dict) -> str:
@@ -601,8 +606,10 @@ def summary(record: dict) -> str:
         t = res.get("train", {}).get("rows", {})
         out += ["", f"**Data**: {d['lines']} lines, {d['labels']} labels → train {d['splits']['train']}"
                 + (f" ({t['train']} fit + {t['validation']} validation)" if t else "") + f", test {d['splits']['test']}; "
-                + f"{sum(d['dropped'].values())} dropped", "", "| dropped because | rows |", "|---|---|"]
-        out += [f"| {k} | {v} |" for k, v in sorted(d["dropped"].items(), key=lambda kv: -kv[1])] or ["| (nothing) | 0 |"]
+                + f"{sum(d['dropped'].values())} dropped"]
+        if d["dropped"]:
+            out += ["", "| dropped because | rows |", "|---|---|"]
+            out += [f"| {k} | {v} |" for k, v in sorted(d["dropped"].items(), key=lambda kv: -kv[1])]
     rows = []
     if v := res.get("train", {}).get("validation"):
         rows.append(("validation", res["train"]["rows"]["validation"], v.get("accuracy"), None, None, v.get("macro_f1"), v.get("micro_f1")))
@@ -627,7 +634,7 @@ def summary(record: dict) -> str:
     if record.get("error"): out += ["", f"**Error**: {record['error']}"]
     return "\n".join(out) + "\n"
 
-# %% ../nbs/04_orchestrate.ipynb #3b610ec4
+# %% ../nbs/04_orchestrate.ipynb #9aa6a79d
 @dataclass
 class RunResult:
     "A finished (or dry) run: its folder, its record (`run.json`) and its summary."
@@ -637,9 +644,8 @@ class RunResult:
 
 def _share(obj):
     "The main process's `obj`, on every process."
-    from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
-    if PartialState().num_processes == 1: return obj
+    if process_state().num_processes == 1: return obj
     return broadcast_object_list([obj])[0]
 
 def describe(plan: Plan, report: Report) -> str:
@@ -655,8 +661,7 @@ def describe(plan: Plan, report: Report) -> str:
 
 def run_pipeline(s: OrchestrateSettings) -> RunResult:
     "Preflight, then clean → train → evaluate into one run folder; returns its record and summary."
-    from accelerate import PartialState
-    state = PartialState()
+    state = process_state()
     verdict = None
     if state.is_main_process:
         plan, report = preflight(s)

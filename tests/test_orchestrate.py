@@ -285,3 +285,23 @@ def test_module_entry_point_for_accelerate_launch(env, tmp_path):
                           str(tmp_path), "--dry-run"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("preflight passed")
+
+
+@pytest.mark.slow
+def test_two_processes_train_together_and_only_the_main_one_cleans_and_evaluates(env, tmp_path):
+    "`torchrun` (what `accelerate launch` starts) with 2 CPU processes: one run folder, DDP training, one of everything else."
+    cmd = [str(Path(sys.executable).parent/"torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "finetune_nb.orchestrate",
+           str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--name", "ddp"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name.endswith("-ddp")]
+    record = json.loads((run/"run.json").read_text())
+    assert record["status"] == "done" and record["processes"] == 2
+    log = (run/"run.log").read_text()
+    assert log.count("step clean") == 1 and log.count("step eval") == 1
+    rows = record["results"]["train"]["rows"]["train"]
+    steps = [h["step"] for h in json.loads((run/"model"/"train_metrics.json").read_text())["log_history"] if "step" in h]
+    assert max(steps) == -(-rows // (4*2))  # each optimiser step took a batch of 4 on each of the 2 processes
+    assert len([w for w in record["artefacts"]["wandb"] if "offline" in w]) == 2  # one train run, one eval run
+    assert res.stdout.count("## finetune_nb run") == 1
