@@ -21,13 +21,14 @@ from .train import TrainSettings, resolve_base_model, run_train
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'STEPS', 'ENGINES', 'NOTEBOOKS', 'inherit', 'OrchestrateSettings', 'dataset_kind', 'plan_steps', 'run_name',
-           'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings', 'eval_settings', 'Plan',
-           'make_plan', 'Report', 'PreflightError', 'check_jsonl', 'check_dataset', 'check_model', 'check_device',
-           'check_hub_targets', 'check_wandb', 'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk',
-           'notebooks_dir', 'process_state', 'preflight', 'StepError', 'local_copy', 'run_step', 'git_state',
-           'write_json', 'collect', 'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser',
-           'load_config', 'parse_settings', 'main', 'cli']
+__all__ = ['logger', 'STEPS', 'ENGINES', 'NOTEBOOKS', 'DDP_TIMEOUT_S', 'inherit', 'OrchestrateSettings', 'dataset_kind',
+           'plan_steps', 'run_name', 'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings',
+           'eval_settings', 'Plan', 'make_plan', 'Report', 'PreflightError', 'check_jsonl', 'check_dataset',
+           'weights_size', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable',
+           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_model_data', 'notebooks_dir', 'process_state',
+           'preflight', 'StepError', 'local_copy', 'step_notebook', 'run_step', 'git_state', 'write_json', 'collect',
+           'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser', 'load_config',
+           'parse_settings', 'main', 'cli']
 
 # %% ../nbs/04_orchestrate.ipynb #39f953c4
 STEPS = ("clean", "train", "eval")
@@ -40,7 +41,7 @@ def inherit(cls, name: str, group: str, help: str | None = None):
     default = f.default if f.default is not MISSING else f.default_factory()
     return setting(default, help or f.metadata["help"], group)
 
-# %% ../nbs/04_orchestrate.ipynb #f5064991
+# %% ../nbs/04_orchestrate.ipynb #dec3ecf0
 @dataclass
 class OrchestrateSettings:
     "Settings of a whole run: the step settings composed, each name with one meaning."
@@ -107,14 +108,20 @@ class OrchestrateSettings:
         errors = []
         for name in ("skip", "labels_include", "labels_exclude"):
             v = getattr(self, name)
-            if isinstance(v, str): setattr(self, name, [x for x in re.split(r"[,\s]+", v) if x] if name == "skip" else [v] if v else [])
+            if isinstance(v, str): setattr(self, name, [v] if v else [])
+        self.skip = [x for v in self.skip for x in re.split(r"[,\s]+", v) if x]  # `--skip clean,eval` too
         if bad := [x for x in self.skip if x not in STEPS]: errors.append(f"skip: {bad} are not steps ({', '.join(STEPS)})")
         if self.stop_after not in ("", *STEPS): errors.append(f"stop_after must be one of {', '.join(STEPS)} or empty, got {self.stop_after!r}")
         if self.engine not in ENGINES: errors.append(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.wandb_mode not in WANDB_MODES: errors.append(f"wandb_mode must be one of {', '.join(WANDB_MODES)}, got {self.wandb_mode!r}")
         if self.name and not re.fullmatch(r"[\w.-]+", self.name): errors.append(f"name {self.name!r}: use letters, digits, '.', '_' and '-'")
-        if self.examples and self.dataset and not Path(self.dataset).is_file():
-            errors.append("examples replace the test split: give a raw JSONL `dataset` to train on, or none with `model`")
+        for name, kind in (("dataset", "dataset"), ("dataset_target", "dataset"), ("model", "model"), ("model_target", "model"),
+                           ("base_model", "model"), ("zero_shot_model", "model")):
+            if (v := getattr(self, name)).startswith("hf://"):
+                try: parse_target(v, repo_type=kind)
+                except ValueError as e: errors.append(f"{name}: {e}")
+        if self.resume and not self.checkpoint_dir:
+            errors.append("resume needs checkpoint_dir: the checkpoints folder of the run to continue (runs/<time>-<name>/checkpoints)")
         if errors: raise ValueError("invalid settings: " + "; ".join(errors))
 
 # %% ../nbs/04_orchestrate.ipynb #16109be6
@@ -127,7 +134,7 @@ def dataset_kind(dataset: str) -> str:
     if p.is_dir(): return "cleaned"
     return "missing"
 
-# %% ../nbs/04_orchestrate.ipynb #d9c5cc5c
+# %% ../nbs/04_orchestrate.ipynb #60e25c0d
 def plan_steps(s: OrchestrateSettings) -> list[str]:
     "The steps a run performs, in order."
     kind = dataset_kind(s.dataset)
@@ -137,14 +144,14 @@ def plan_steps(s: OrchestrateSettings) -> list[str]:
     if not s.model: steps.append("train")
     steps.append("eval")
     steps = [x for x in steps if x not in s.skip]
-    if s.stop_after in steps: steps = steps[:steps.index(s.stop_after) + 1]
+    if s.stop_after: steps = [x for x in steps if STEPS.index(x) <= STEPS.index(s.stop_after)]
     return steps
 
-# %% ../nbs/04_orchestrate.ipynb #a681d9e7
+# %% ../nbs/04_orchestrate.ipynb #e4480ba7
 def run_name(s: OrchestrateSettings) -> str:
     "The run's name: `name`, else the dataset's (or model's) name."
     if s.name: return s.name
-    src = s.dataset or (s.examples if s.model else "") or str(sample_data())
+    src = s.dataset or s.examples or s.model or str(sample_data())
     base = src.rstrip("/").split("@")[0].split("/")[-1]
     base = re.sub(r"\.jsonl?$|\.json$", "", base)
     return re.sub(r"[^\w.-]+", "-", base).strip("-.") or "run"
@@ -297,7 +304,7 @@ def check_jsonl(
         msg = f"{what} {p}: no row of the first {objects} has the field {name!r} ({k}); fields seen: {seen}"
         report.note(msg + ": they are predicted without correctness flags") if k in optional else report.problem(msg)
 
-# %% ../nbs/04_orchestrate.ipynb #da8b4763
+# %% ../nbs/04_orchestrate.ipynb #c0bb1da2
 def _hub_offline() -> bool:
     from huggingface_hub import constants
     return bool(constants.HF_HUB_OFFLINE)
@@ -328,14 +335,19 @@ def check_dataset(dataset: str, what: str, report: Report):
     except Exception as e: report.problem(f"{what} {t}: cannot be read from the Hub ({_hub_error(e)}); check the name, "
                                           "and for a private repo that HF_TOKEN (or `hf auth login`) can read it")
 
-_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth")
+def weights_size(files: dict[str, int]) -> int | None:
+    "Bytes of one copy of a model's weights, from its top-level files (name -> size): safetensors if any, else PyTorch files."
+    top = {n: b for n, b in files.items() if "/" not in n}
+    for exts in ((".safetensors",), (".bin", ".pt", ".pth")):
+        if sizes := [b for n, b in top.items() if n.endswith(exts)]: return sum(sizes)
+    return None
 
 def check_model(model: str, revision: str | None, what: str, report: Report) -> int | None:
     "Check that a model (folder, Hub id or hf://user/name) can be loaded; returns the bytes of its weights when known."
     p = Path(model).expanduser()
     if not model.startswith("hf://") and (p.is_dir() or model.startswith((".", "/", "~")) or model.count("/") > 1):
         if not (p/"config.json").is_file(): return report.problem(f"{what} {p}: no model folder (config.json missing)")
-        return sum(f.stat().st_size for f in p.iterdir() if f.suffix in _WEIGHTS) or None
+        return weights_size({f.name: f.stat().st_size for f in p.iterdir() if f.is_file()})
     repo = model
     if model.startswith("hf://"):
         t = parse_target(model, repo_type="model")
@@ -346,13 +358,13 @@ def check_model(model: str, revision: str | None, what: str, report: Report) -> 
         if not isinstance(cached, str):
             return report.problem(f"{what} {model}: the Hub is offline (HF_HUB_OFFLINE) and the model is not in the local "
                                   "cache; download it first, or give a local folder")
-        return sum(f.stat().st_size for f in Path(cached).parent.iterdir() if f.suffix in _WEIGHTS) or None
+        return weights_size({f.name: f.stat().st_size for f in Path(cached).parent.iterdir() if f.is_file()})
     try: info = HfApi().model_info(repo, revision=revision, files_metadata=True)
     except Exception as e: return report.problem(
         f"{what} {model}: cannot be read from the Hub ({_hub_error(e)}); check the name, and for a private repo "
         "that HF_TOKEN (or `hf auth login`) can read it")
     report.facts.setdefault("revisions", {})[model] = info.sha
-    return sum(s.size or 0 for s in info.siblings or [] if s.rfilename.endswith(_WEIGHTS)) or None
+    return weights_size({x.rfilename: x.size or 0 for x in info.siblings or []})
 
 # %% ../nbs/04_orchestrate.ipynb #50e95e58
 def check_device(require_gpu: bool, report: Report):
@@ -436,18 +448,33 @@ def check_disk(folder: str | Path, weights: int | None, report: Report):
     if free < need: report.problem(f"disk: checkpoints need about {need/2**30:.1f} GiB in {folder}, "
                                    f"but only {free/2**30:.1f} GiB are free; free space or set checkpoint_dir elsewhere")
 
-# %% ../nbs/04_orchestrate.ipynb #67fdb5ef
+# %% ../nbs/04_orchestrate.ipynb #01d1e49f
+def check_model_data(model: str, report: Report):
+    "A model evaluated without a dataset or examples is evaluated on its own test split: its `train_metrics.json` must name it."
+    p = Path(model).expanduser()
+    if not p.is_dir(): return  # a Hub model: its train_metrics.json is read when the step runs
+    info = p/"train_metrics.json"
+    try: dataset = json.loads(info.read_text())["dataset"]
+    except (OSError, ValueError, KeyError, TypeError): return report.problem(
+        f"model {p}: no train_metrics.json naming the data it was trained on; give a dataset or examples to evaluate on")
+    if not dataset: return report.problem(f"model {p}: its train_metrics.json names no dataset; give a dataset or examples")
+    if not str(dataset).startswith("hf://") and not Path(dataset).is_dir():
+        report.problem(f"model {p} was trained on {dataset}, which is gone; give a dataset or examples to evaluate on")
+
 def notebooks_dir(s: OrchestrateSettings) -> Path:
     "Folder of the step notebooks: `notebooks`, else the `nbs/` beside this package in a checkout."
     import finetune_nb
     return Path(s.notebooks).expanduser() if s.notebooks else Path(finetune_nb.__file__).resolve().parents[1]/"nbs"
 
+DDP_TIMEOUT_S = 4*3600  # while the main process cleans (and uploads), the others wait this long at most
+
 def process_state():
     "accelerate's `PartialState`, first made here: several processes without CUDA (torchrun on CPUs) use gloo."
     import torch
+    from datetime import timedelta
     from accelerate import PartialState
-    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return PartialState(cpu=several and not torch.cuda.is_available())
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1: return PartialState()
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=DDP_TIMEOUT_S))
 
 def _num_processes() -> int: return process_state().num_processes
 
@@ -461,23 +488,33 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         r.problem(f"run folder {plan.run_dir} already exists and is not empty; choose another name or run_dir")
     else: check_writable(plan.run_dir, "run folder", False, r)
     fields_ = {"text_field": s.text_field, "label_field": s.label_field}
-    if kind == "missing": r.problem(f"dataset {s.dataset}: no such file or folder")
+    needs_data = "train" in steps or ("eval" in steps and not s.examples)  # a later step reads a cleaned dataset
+    if s.model and s.examples and s.dataset:
+        r.problem(f"dataset {s.dataset} would not be used: with model and examples the run only evaluates; drop one of them")
+    elif kind == "missing": r.problem(f"dataset {s.dataset}: no such file or folder")
     elif "clean" in steps:
         check_jsonl(paths["input_path"], fields_, "dataset", r)
         if s.reference_test: check_jsonl(s.reference_test, fields_, "reference_test", r)
-    elif kind in ("cleaned", "hub"): check_dataset(s.dataset, "dataset", r)
-    elif "clean" in s.skip and ("train" in steps or ("eval" in steps and not s.examples)):
+    elif kind in ("cleaned", "hub"):
+        if needs_data: check_dataset(s.dataset, "dataset", r)
+    elif needs_data and (kind == "raw" or not s.model):
         r.problem("skip clean needs an already cleaned dataset: give the folder (or hf://datasets/...) 01_clean published")
+    if "eval" in steps and not s.examples:
+        if s.split not in ("train", "test") and kind != "hub":
+            r.problem(f"split {s.split!r}: a cleaned dataset has the splits train and test")
+        if s.model and not plan.dataset: check_model_data(s.model, r)
     if s.examples and "eval" in steps:
         check_jsonl(s.examples, fields_, "examples", r, optional=("label_field",))
     if "train" in steps or (s.model and "eval" in steps):
         check_device(s.require_gpu, r)
     if "train" in steps:
-        weights = check_model(resolve_base_model(s.base_model), s.base_revision or None, "base_model", r)
+        weights = check_model(s.base_model or resolve_base_model(""), s.base_revision or None, "base_model", r)
         check_disk(paths["checkpoint_dir"], weights, r)
+        check_writable(paths["checkpoint_dir"], "checkpoint_dir", True, r)
         out = Path(paths["checkpoint_dir"])
         if not s.resume and not s.overwrite and out.is_dir() and any(out.glob("checkpoint-*")):
             r.problem(f"checkpoint_dir {out} holds checkpoints; pass resume to continue that run, or overwrite to start again")
+        if s.resume and not any(out.glob("checkpoint-*")): r.note(f"resume: {out} holds no checkpoint; training starts afresh")
     if s.model and "eval" in steps: check_model(s.model, s.model_revision or None, "model", r)
     if s.zero_shot_model and "eval" in steps: check_model(s.zero_shot_model, None, "zero_shot_model", r)
     if "eval" in steps: check_writable(paths["predictions"], "predictions", s.overwrite, r, file=True)
@@ -500,7 +537,7 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         if _num_processes() > 1: r.problem("several processes (accelerate launch) need engine python")
     return plan, r
 
-# %% ../nbs/04_orchestrate.ipynb #de3f150b
+# %% ../nbs/04_orchestrate.ipynb #7f5cca04
 class StepError(RuntimeError):
     "A step failed while it ran."
     def __init__(self, step: str, message: str):
@@ -512,15 +549,31 @@ def local_copy(target: str, repo_type: str) -> Path:
     t = parse_target(target, repo_type=repo_type)
     return t.path if not t.is_hub else hub_local_dir(t).absolute()
 
+def step_notebook(src: str | Path, dest: str | Path) -> Path:
+    "Write the pipeline part of a step notebook to `dest`: its title, exported code, parameters and `## Run it` section."
+    import nbformat
+    nb = nbformat.read(src, as_version=4)
+    keep, run_it = [], False
+    for i, c in enumerate(nb.cells):
+        run_it = run_it or (c.cell_type == "markdown" and c.source.lstrip().startswith("## Run it"))
+        exported = c.cell_type == "code" and re.search(r"^#\|\s*exports?\b", c.source, re.M)
+        if run_it or i == 0 or exported or "parameters" in c.metadata.get("tags", []): keep.append(c)
+    if not run_it: raise ValueError(f"{src} has no '## Run it' section")
+    nb.cells = keep
+    nbformat.write(nb, dest)
+    return Path(dest)
+
 def run_step(step: str, settings, s: OrchestrateSettings, run_dir: Path) -> dict:
     "Run one step with its settings; returns what it published (location, Hub commit, executed notebook)."
     if s.engine == "papermill":
         import papermill as pm
         out = run_dir/NOTEBOOKS[step]
-        try: pm.execute_notebook(str(notebooks_dir(s)/NOTEBOOKS[step]), str(out), parameters=asdict(settings),
+        src = step_notebook(notebooks_dir(s)/NOTEBOOKS[step], run_dir/f".{NOTEBOOKS[step]}")
+        try: pm.execute_notebook(str(src), str(out), parameters=asdict(settings),
                                  cwd=os.getcwd(), kernel_name="python3", progress_bar=False, log_output=False)
         except pm.PapermillExecutionError as e:
             raise StepError(step, f"{e.ename}: {redact(str(e.evalue))} (cell {e.exec_count} of {out})") from None
+        finally: src.unlink(missing_ok=True)
         return {"location": getattr(settings, "target", None) or settings.output, "commit": None, "notebook": str(out)}
     if step == "clean": _, pub = run_clean(settings)
     elif step == "train": _, pub = run_train(settings)
@@ -549,32 +602,35 @@ def write_json(path: Path, obj) -> Path:
     os.replace(tmp, path)
     return path
 
-# %% ../nbs/04_orchestrate.ipynb #039552ab
+# %% ../nbs/04_orchestrate.ipynb #f12d068d
 def _read(path: Path) -> dict | None:
     try: return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError): return None
 
 def _wandb_runs(run_dir: Path, *infos: dict | None) -> list[dict]:
-    "The W&B runs of this run: online URLs from the step records, offline folders found under the run folder."
-    runs = []
+    "The W&B runs of this run: online URLs, and offline folders (named by the step records or under the run folder)."
+    runs, offline = [], set(p for p in run_dir.rglob("offline-run-*") if p.is_dir())
     for info in infos:
         for w in [(info or {}).get("wandb"), (info or {}).get("wandb_run")]:
-            if isinstance(w, dict) and w.get("url"): runs.append({"url": w["url"]})
-    runs += [{"offline": str(p)} for p in sorted(run_dir.rglob("offline-run-*"), key=lambda p: p.name) if p.is_dir()]
-    return runs
+            if not isinstance(w, dict): continue
+            if w.get("url"): runs.append({"url": w["url"]})
+            elif w.get("dir") and (d := Path(w["dir"]).parent).name.startswith("offline-run-") and d.is_dir(): offline.add(d)
+    return runs + [{"offline": str(p)} for p in sorted(offline, key=lambda p: p.name)]
 
 def collect(record: dict, plan: Plan) -> dict:
     "Add what the steps published (data statistics, metrics, revisions, W&B runs) to the run record."
     res, art = record.setdefault("results", {}), record.setdefault("artefacts", {})
-    if plan.dataset:
-        art["dataset"] = {"target": plan.dataset, "local": str(local_copy(plan.dataset, "dataset"))}
-        if stats := _read(Path(art["dataset"]["local"])/"stats.json"):
+    local = local_copy(plan.dataset, "dataset") if plan.dataset else None
+    if local and (local.is_dir() or plan.dataset.startswith("hf://")):  # what was published, or the Hub input
+        art["dataset"] = {"target": plan.dataset, "local": str(local) if local.is_dir() else None}
+        if stats := _read(local/"stats.json"):
             res["data"] = {"lines": stats["input"]["lines"], "input_sha256": stats["input"]["sha256"],
                            "dropped": stats["dropped"], "splits": stats["splits"], "labels": len(stats["labels"])}
     train = None
     if plan.model:
         local = local_copy(plan.model, "model") if (plan.model.startswith("hf://") or Path(plan.model).exists()) else None
-        art["model"] = {"target": plan.model, "local": str(local) if local else None}
+        local = local if local and local.is_dir() else None
+        if local or not Path(plan.model).is_absolute(): art["model"] = {"target": plan.model, "local": str(local) if local else None}
         if local and (train := _read(local/"train_metrics.json")):
             res["train"] = {"rows": train["rows"], "validation": train["validation"], "epochs": train["epochs_done"],
                             "device": train["device"]["type"], "learning_rate": train["learning_rate"], "seconds": train["seconds"]}
@@ -582,9 +638,11 @@ def collect(record: dict, plan: Plan) -> dict:
     ev = None
     if "eval" in plan.steps:
         out = Path(plan.steps["eval"].output)
-        art["predictions"], art["metrics"] = str(out), str(out.parent/"metrics.json")
+        if out.is_file(): art["predictions"] = str(out)
         if ev := _read(out.parent/"metrics.json"):
-            res["test"] = {k: ev.get(k) for k in ("source", "split", "rows", "labelled", "unlabelled", "fine_tuned", "zero_shot") if k in ev}
+            art["metrics"] = str(out.parent/"metrics.json")
+            res["test"] = {k: ev.get(k) for k in ("dataset", "examples", "split", "rows", "labelled", "unlabelled", "fine_tuned",
+                                                  "zero_shot") if k in ev}
             for part in ("fine_tuned", "zero_shot"):  # the summary needs the scores, not the matrices
                 if isinstance(res["test"].get(part), dict):
                     res["test"][part] = {k: v for k, v in res["test"][part].items() if not isinstance(v, (dict, list))}
@@ -634,7 +692,7 @@ def summary(record: dict) -> str:
     if record.get("error"): out += ["", f"**Error**: {record['error']}"]
     return "\n".join(out) + "\n"
 
-# %% ../nbs/04_orchestrate.ipynb #9aa6a79d
+# %% ../nbs/04_orchestrate.ipynb #59b8e51a
 @dataclass
 class RunResult:
     "A finished (or dry) run: its folder, its record (`run.json`) and its summary."
@@ -659,12 +717,18 @@ def describe(plan: Plan, report: Report) -> str:
         lines.append(f"{name}: " + ", ".join(f"{k}={d[k]!r}" for k in keys if d[k] not in ("", None)))
     return "\n".join(lines + [f"note: {n}" for n in report.notes])
 
-def run_pipeline(s: OrchestrateSettings) -> RunResult:
+def run_pipeline(
+    s: OrchestrateSettings,
+    command: list[str] | None = None,  # the command line to record in run.json (default: `sys.argv`)
+) -> RunResult:
     "Preflight, then clean → train → evaluate into one run folder; returns its record and summary."
     state = process_state()
     verdict = None
     if state.is_main_process:
-        plan, report = preflight(s)
+        try: plan, report = preflight(s)
+        except Exception as e:  # a check that crashed still stops the run with exit 2, on every process
+            plan, report = make_plan(s), Report()
+            report.problem(f"the preflight could not finish: {type(e).__name__}: {e}")
         verdict = (str(plan.run_dir), report.problems, report.notes)
     run_dir, problems, notes = _share(verdict)
     if not state.is_main_process: plan, report = make_plan(s, Path(run_dir)), Report(problems, notes)
@@ -673,7 +737,7 @@ def run_pipeline(s: OrchestrateSettings) -> RunResult:
         text = "preflight passed; the plan:\n" + describe(plan, report)
         return RunResult(plan.run_dir, {"plan": text, "notes": report.notes}, text)
     run_dir = plan.run_dir
-    record = {"name": run_dir.name, "run_dir": str(run_dir), "status": "running", "command": [redact(a) for a in sys.argv],
+    record = {"name": run_dir.name, "run_dir": str(run_dir), "status": "running", "command": [redact(a) for a in (command or sys.argv)],
               "settings": asdict(s), "steps": {k: {"status": "pending"} for k in plan.steps},
               "preflight": {"notes": report.notes, "facts": report.facts}, "versions": library_versions(
                   "accelerate", "wandb", "tokenizers", "papermill", "sentence-transformers"),
@@ -686,16 +750,23 @@ def run_pipeline(s: OrchestrateSettings) -> RunResult:
     t0 = time.time()
     try:
         for step, settings in plan.steps.items():
+            error = None
             if state.is_main_process or step == "train":  # cleaning and evaluation: main process only
                 t = time.time()
                 record["steps"][step] = {"status": "running"}
                 logger.info("step %s", step)
                 try: out = run_step(step, settings, s, run_dir)
-                except StepError: raise
-                except Exception as e: raise StepError(step, f"{type(e).__name__}: {redact(str(e))}") from e
-                record["steps"][step] = {"status": "done", "seconds": round(time.time() - t, 1), **out}
-                if state.is_main_process: write_json(run_dir/"run.json", record)
-            if step == "clean" and state.num_processes > 1: state.wait_for_everyone()  # the others wait for the data
+                except StepError as e: error = e
+                except Exception as e:
+                    error = StepError(step, f"{type(e).__name__}: {redact(str(e))}")
+                    error.__cause__ = e
+                if error is None:
+                    record["steps"][step] = {"status": "done", "seconds": round(time.time() - t, 1), **out}
+                    if state.is_main_process: write_json(run_dir/"run.json", record)
+            if step == "clean" and state.num_processes > 1:  # the others wait for the data, and stop if there is none
+                failed = _share(str(error) if error else None)
+                if failed and error is None: raise StepError(step, f"on the main process: {failed}")
+            if error is not None: raise error
         if not state.is_main_process: return RunResult(run_dir, record, "")
         record["status"] = "done"
     except BaseException as e:
@@ -749,18 +820,19 @@ def build_parser() -> argparse.ArgumentParser:
                              metavar=f.name.upper() if kind == "str" else kind.upper(), help=help)
     return p
 
-# %% ../nbs/04_orchestrate.ipynb #d1d255b0
+# %% ../nbs/04_orchestrate.ipynb #29ac397e
 _KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
 
 def _coerce(name: str, kind: str, v, where: str):
     bad = lambda: SettingsError(f"{where}: {name} must be {_KINDS.get(kind, 'a list of strings')}, got {v!r}")
     if kind == "bool":
         if not isinstance(v, bool): raise bad()
-    elif kind == "int":
-        if isinstance(v, bool) or not isinstance(v, int): raise bad()
-    elif kind == "float":
-        if isinstance(v, bool) or not isinstance(v, (int, float)): raise bad()
-        v = float(v)
+    elif kind in ("int", "float"):
+        if isinstance(v, str):  # YAML reads 2e-5 (no dot) as a string
+            try: v = int(v) if kind == "int" else float(v)
+            except ValueError: raise bad() from None
+        if isinstance(v, bool) or not isinstance(v, int if kind == "int" else (int, float)): raise bad()
+        v = float(v) if kind == "float" else v
     elif kind.startswith("list"):
         if isinstance(v, str): v = [v]
         if not isinstance(v, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in v): raise bad()
@@ -801,23 +873,23 @@ def parse_settings(argv: list[str] | None = None) -> OrchestrateSettings:
     try: return OrchestrateSettings(**values)
     except ValueError as e: raise SettingsError(str(e)) from None
 
-# %% ../nbs/04_orchestrate.ipynb #fcc9c606
+# %% ../nbs/04_orchestrate.ipynb #47dff6b0
 def main(argv: list[str] | None = None) -> int:
     "The `finetune-nb` command: returns the exit code (0 done, 2 bad settings or preflight, 1 failure during the work)."
     try: s = parse_settings(argv)
     except SettingsError as e:
-        print(f"finetune-nb: {e}", file=sys.stderr); return 2
+        print(f"finetune-nb: {redact(str(e))}", file=sys.stderr); return 2
     except SystemExit as e: return int(e.code or 0)  # --help (0) or an unknown flag (2, argparse says why)
     if not get_logger().handlers: setup_logging()
-    try: res = run_pipeline(s)
+    try: res = run_pipeline(s, ["finetune-nb", *(sys.argv[1:] if argv is None else argv)])
     except PreflightError as e:
-        print(f"finetune-nb: {e}", file=sys.stderr); return 2
+        print(f"finetune-nb: {redact(str(e))}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print("finetune-nb: interrupted", file=sys.stderr); return 130
     except Exception as e:
         logger.error("%s", e)
         where = f"; the log and run.json are in {e.run_dir}" if getattr(e, "run_dir", None) else ""
-        print(f"finetune-nb: {e}{where}", file=sys.stderr); return 1
+        print(f"finetune-nb: {redact(str(e))}{where}", file=sys.stderr); return 1
     if res.summary:
         print(res.summary if s.dry_run else "\n" + res.summary)
     return 0

@@ -62,25 +62,62 @@ def test_parameters_cell_mirrors_the_settings_dataclass():
     assert_parameters_mirror("04_orchestrate.ipynb", OrchestrateSettings)
 
 
-def test_every_step_setting_is_reachable(env, tmp_path):
-    "Each field of each step's settings can be set from the orchestrator (no step option is lost)."
-    full = OrchestrateSettings(
+def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
+    "Each field of each step's settings comes from the orchestrator setting of that meaning (distinct values catch swaps)."
+    o = OrchestrateSettings(
         dataset=str(env["data"]), text_field="body.text", label_field="intent", dataset_target=str(tmp_path/"d"),
         overwrite=True, private=True, seed=7, test_size=0.3, near_dup_threshold=0.9, noise="majority",
         labels_include=["card", "pin"], labels_exclude=["loan"], min_per_label=3, max_per_label=50,
-        reference_test=str(env["data"]), base_model="hf://acme/base@v1", model_target=str(tmp_path/"m"),
+        reference_test=str(env["data"]), base_model="hf://acme/base", base_revision="v1", model_target=str(tmp_path/"m"),
         checkpoint_dir=str(tmp_path/"c"), epochs=3, max_length=128, train_batch_size=8, gradient_accumulation=2,
-        learning_rate=2e-5, warmup=0.2, val_size=0.2, class_weights="balanced", early_stopping_patience=2, eval_steps=10,
-        max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=1, split="validation",
-        eval_batch_size=8, top_k=2, max_eval_samples=5, zero_shot_model="nli", predictions=str(tmp_path/"p.jsonl"))
-    only_eval = OrchestrateSettings(model="hf://acme/clf", model_revision="v2", examples=str(env["data"]))
-    plans = [make_plan(full, tmp_path/"run"), make_plan(only_eval, tmp_path/"run2")]
-    assert not plans[0].errors and not plans[1].errors and list(plans[1].steps) == ["eval"]
-    for cls, step in ((CleanSettings, "clean"), (TrainSettings, "train"), (EvalSettings, "eval")):
-        default = cls()
-        for f in fields(cls):
-            values = [getattr(p.steps[step], f.name) for p in plans if step in p.steps]
-            assert any(v != getattr(default, f.name) for v in values), f"{step}.{f.name} cannot be set"
+        learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4, eval_steps=10,
+        max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
+        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", predictions=str(tmp_path/"p.jsonl"))
+    plan = make_plan(o, tmp_path/"run")
+    assert not plan.errors and list(plan.steps) == ["clean", "train", "eval"]
+    shared = dict(overwrite=True, private=True, seed=7, threads=5, wandb_project="p", wandb_mode="disabled", wandb_group="run")
+    want = {
+        "clean": dict(input_path=str(env["data"]), text_field="body.text", label_field="intent", target=str(tmp_path/"d"),
+                      test_size=0.3, near_dup_threshold=0.9, noise="majority", labels_include=["card", "pin"],
+                      labels_exclude=["loan"], min_per_label=3, max_per_label=50, reference_test=str(env["data"])),
+        "train": dict(dataset=str(tmp_path/"d"), base_model="hf://acme/base", revision="v1", target=str(tmp_path/"m"),
+                      output_dir=str(tmp_path/"c"), epochs=3, max_length=128, batch_size=8, gradient_accumulation=2,
+                      learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4,
+                      eval_steps=10, max_train_samples=100, resume=True),
+        "eval": dict(model=str(tmp_path/"m"), revision="", dataset=str(tmp_path/"d"), split="train", examples="",
+                     text_field="body.text", label_field="intent", batch_size=24, top_k=2, max_samples=6,
+                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli"),
+    }
+    for step, cls in (("clean", CleanSettings), ("train", TrainSettings), ("eval", EvalSettings)):
+        names = {f.name for f in fields(cls)}
+        expected = {**{k: v for k, v in shared.items() if k in names}, **want[step]}
+        assert set(expected) == names, f"{step}: unmapped {names - set(expected)}"
+        got = asdict(plan.steps[step])
+        assert {k: got[k] for k in expected} == expected, step
+    only_eval = make_plan(OrchestrateSettings(model="hf://acme/clf", model_revision="v2", examples=str(env["data"])), tmp_path/"r2")
+    assert list(only_eval.steps) == ["eval"]
+    e = only_eval.steps["eval"]
+    assert (e.model, e.revision, e.examples, e.dataset) == ("hf://acme/clf", "v2", str(env["data"]), "")
+
+
+@pytest.mark.parametrize("kw, steps", [
+    (dict(), ["clean", "train", "eval"]),
+    (dict(stop_after="clean"), ["clean"]),
+    (dict(stop_after="train"), ["clean", "train"]),
+    (dict(skip=["eval"]), ["clean", "train"]),
+    (dict(dataset="{cleaned}"), ["train", "eval"]),
+    (dict(dataset="{cleaned}", stop_after="clean"), []),
+    (dict(dataset="hf://datasets/acme/data", stop_after="train"), ["train"]),
+    (dict(model="{model}"), ["eval"]),
+    (dict(model="{model}", stop_after="train"), []),
+    (dict(model="{model}", dataset="{raw}"), ["clean", "eval"]),
+    (dict(model="{model}", examples="{raw}"), ["eval"]),
+    (dict(examples="{raw}"), ["clean", "train", "eval"]),
+])
+def test_which_steps_run(kw, steps, finished, env):
+    paths = {"cleaned": str(finished/"dataset"), "model": str(finished/"model"), "raw": str(env["data"])}
+    s = OrchestrateSettings(**{k: v.format(**paths) if isinstance(v, str) else v for k, v in kw.items()})
+    assert orchestrate.plan_steps(s) == steps
 
 
 def test_help_lists_every_setting_by_step(capsys):
@@ -162,6 +199,11 @@ PROBLEMS = {
     "local target full": (["--model-target", "{tmp}/full"], lambda mp: None, "model_target: target {tmp}/full exists and is not empty"),
     "disk": ([], _full_disk, "disk: checkpoints need about"),
     "skip train, no model": (["--skip", "train"], None, "skip train needs a `model` to evaluate"),
+    "unknown split": (["--split", "validation"], None, "split 'validation': a cleaned dataset has the splits train and test"),
+    "no base model": (["--base-model", "{tmp}/nothing-here"], None, "base_model {tmp}/nothing-here: no model folder"),
+    "hub base model offline": (["--base-model", "acme/never-downloaded"], lambda mp: mp.setattr(orchestrate, "_hub_offline", lambda: True),
+                               "acme/never-downloaded: the Hub is offline (HF_HUB_OFFLINE) and the model is not in the local cache"),
+    "checkpoints left": (["--checkpoint-dir", "{tmp}/ck"], lambda mp: None, "checkpoint_dir {tmp}/ck holds checkpoints; pass resume"),
 }
 
 
@@ -171,6 +213,7 @@ def test_each_preflight_problem_alone_is_exit_2_before_any_work(name, env, hub, 
     if name == "require gpu" and torch.cuda.is_available(): pytest.skip("a GPU is present")
     flags, setup, says = PROBLEMS[name]
     (tmp_path/"full").mkdir(); (tmp_path/"full"/"old.bin").write_text("x")
+    (tmp_path/"ck"/"checkpoint-8").mkdir(parents=True)
     if setup: setup(monkeypatch)
     monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("training started"))
     data = [] if "--dataset" in flags else [str(env["data"])]
@@ -179,6 +222,28 @@ def test_each_preflight_problem_alone_is_exit_2_before_any_work(name, env, hub, 
     assert code == 2, err
     assert "preflight found 1 problem;" in err and says.format(tmp=tmp_path) in err
     assert not (tmp_path/"runs").exists() and not hub.repos
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--dataset", "hf://ada/data"], "dataset: hf://ada/data is a model repo"),
+    (["--model-target", "hf://ada/m@"], "model_target: hf://ada/m@: empty revision"),
+    (["--resume"], "resume needs checkpoint_dir"),
+])
+def test_malformed_settings_are_exit_2(argv, says, tmp_path, capsys):
+    code, _, err = run_main(capsys, [*argv, "--runs-dir", str(tmp_path)])
+    assert code == 2 and says in err and not list(tmp_path.iterdir())
+
+
+def test_a_model_alone_is_evaluated_on_its_own_test_split_if_it_names_one(finished, tmp_path, capsys):
+    code, out, err = run_main(capsys, ["--model", str(finished/"model"), "--runs-dir", str(tmp_path/"a"), "--dry-run"])
+    assert code == 0 and "eval: model=" in out and "clean:" not in out
+    bare = tmp_path/"bare"
+    bare.mkdir(); (bare/"config.json").write_text("{}")
+    code, _, err = run_main(capsys, ["--model", str(bare), "--runs-dir", str(tmp_path/"b"), "--dry-run"])
+    assert code == 2 and "no train_metrics.json naming the data" in err
+    code, _, err = run_main(capsys, ["--model", str(finished/"model"), "--examples", str(finished/"x.jsonl"),
+                                     "--dataset", str(finished/"dataset"), "--runs-dir", str(tmp_path/"c")])
+    assert code == 2 and "would not be used" in err and "examples" in err
 
 
 def test_hub_targets_pass_with_a_write_token_for_the_namespace(env, hub, tmp_path, capsys, monkeypatch):
@@ -305,3 +370,20 @@ def test_two_processes_train_together_and_only_the_main_one_cleans_and_evaluates
     assert max(steps) == -(-rows // (4*2))  # each optimiser step took a batch of 4 on each of the 2 processes
     assert len([w for w in record["artefacts"]["wandb"] if "offline" in w]) == 2  # one train run, one eval run
     assert res.stdout.count("## finetune_nb run") == 1
+
+
+@pytest.mark.slow
+def test_when_cleaning_fails_on_the_main_process_the_others_stop_too(tmp_path):
+    "No process waits forever for data that never comes: every one exits, and run.json says the clean step failed."
+    lonely = tmp_path/"lonely.jsonl"  # every label has one row: nothing can be split, which only the cleaning finds out
+    lonely.write_text("".join(json.dumps({"text": f"text {i} about {w}", "label": f"l{i}"}) + "\n"
+                              for i, w in enumerate(["apple", "pear", "fig", "kiwi"])))
+    cmd = [str(Path(sys.executable).parent/"torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "finetune_nb.orchestrate",
+           str(lonely), "--label-field", "label", "--runs-dir", str(tmp_path/"runs"), "--wandb-mode", "disabled"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode != 0
+    assert "step clean failed: ValueError: no rows left to split" in res.stderr
+    assert "step clean failed: on the main process" in res.stderr  # the other process stopped on the broadcast failure
+    (run,) = (tmp_path/"runs").iterdir()
+    record = json.loads((run/"run.json").read_text())
+    assert record["status"] == "failed" and record["steps"]["clean"]["status"] == "failed"
