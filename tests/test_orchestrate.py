@@ -13,7 +13,7 @@ from finetune_nb import orchestrate
 from finetune_nb.clean import CleanSettings
 from finetune_nb.evaluation import EvalSettings
 from finetune_nb.orchestrate import OrchestrateSettings, main, make_plan
-from finetune_nb.testing import HubStub, tiny_deberta
+from finetune_nb.testing import HubStub, tiny_deberta, tiny_nli
 from finetune_nb.train import TrainSettings
 
 WRITE, READ, ORG = "hf_" + "W"*34, "hf_" + "R"*34, "hf_" + "O"*34
@@ -37,14 +37,14 @@ def env(tmp_path_factory):
     quick = ["--text-field", "body.text", "--label-field", "intent", "--base-model", str(base), "--epochs", "1",
              "--train-batch-size", "4", "--val-size", "0.2", "--test-size", "0.25", "--near-dup-threshold", "1.0",
              "--threads", "1", "--wandb-mode", "offline"]
-    return {"dir": d, "data": data, "base": base, "quick": quick}
+    return {"dir": d, "data": data, "base": base, "quick": quick, "nli": tiny_nli(d/"nli")}
 
 
 @pytest.fixture(scope="module")
 def finished(env):
     "One whole run on the user's file (engine python), shared by the tests that read its run folder."
     runs = env["dir"]/"runs"
-    code = main([str(env["data"]), *env["quick"], "--runs-dir", str(runs), "--name", "tickets"])
+    code = main([str(env["data"]), *env["quick"], "--runs-dir", str(runs), "--name", "tickets", "--zero-shot-model", str(env["nli"])])
     assert code == 0
     (run,) = runs.iterdir()
     return run
@@ -298,6 +298,7 @@ def test_a_run_on_the_users_own_jsonl_fills_its_run_folder(finished, env):
         assert (run/p).is_file(), p
     summary = (run/"summary.md").read_text()
     assert "| test (fine-tuned) |" in summary and "| validation |" in summary and "wandb sync " in summary
+    assert "| zero-shot baseline |" in summary and "top1_accuracy" in test["zero_shot"]
     assert [w for w in record["artefacts"]["wandb"] if "offline" in w]
     assert "step train" in (run/"run.log").read_text()
 
@@ -387,3 +388,31 @@ def test_when_cleaning_fails_on_the_main_process_the_others_stop_too(tmp_path):
     (run,) = (tmp_path/"runs").iterdir()
     record = json.loads((run/"run.json").read_text())
     assert record["status"] == "failed" and record["steps"]["clean"]["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_the_pipeline_on_the_users_own_jsonl(env, tmp_path):
+    "papermill nbs/04_orchestrate.ipynb with the user's file and field names: the same run, as a notebook."
+    import papermill as pm
+    out = tmp_path/"tickets.ipynb"
+    pm.execute_notebook(str(NBS/"04_orchestrate.ipynb"), str(out), cwd=str(NBS), kernel_name="python3", progress_bar=False,
+                        parameters=dict(dataset=str(env["data"]), text_field="body.text", label_field="intent",
+                                        base_model=str(env["base"]), epochs=1.0, train_batch_size=4, val_size=0.2,
+                                        test_size=0.25, near_dup_threshold=1.0, threads=1, runs_dir=str(tmp_path/"runs"),
+                                        name="nb"))
+    (run,) = (tmp_path/"runs").iterdir()
+    assert run.name.endswith("-nb") and json.loads((run/"run.json").read_text())["status"] == "done"
+    text = out.read_text()
+    assert "| test (fine-tuned) |" in text and "image/png" in text
+
+
+@pytest.mark.slow
+def test_the_command_runs_on_the_embedded_defaults(tmp_path, capsys):
+    "`finetune-nb` with no arguments: the bundled sample, the offline MiniLM, local folders, W&B offline."
+    code, out, err = run_main(capsys, ["--runs-dir", str(tmp_path), "--threads", "2"])
+    assert code == 0, err
+    (run,) = tmp_path.iterdir()
+    record = json.loads((run/"run.json").read_text())
+    assert run.name.endswith("-banking77_sample") and record["results"]["data"]["lines"] == 380
+    assert record["results"]["test"]["fine_tuned"]["top3_accuracy"] > 0.5  # 8 intents: chance is 3/8
+    assert "| near_duplicate |" in out and "wandb sync" in out
