@@ -21,14 +21,14 @@ from .train import TrainSettings, resolve_base_model, run_train
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'STEPS', 'ENGINES', 'NOTEBOOKS', 'DDP_TIMEOUT_S', 'inherit', 'OrchestrateSettings', 'dataset_kind',
+__all__ = ['logger', 'STEPS', 'ENGINES', 'NOTEBOOKS', 'KERNEL', 'DDP_TIMEOUT_S', 'inherit', 'OrchestrateSettings', 'dataset_kind',
            'plan_steps', 'run_name', 'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings',
            'eval_settings', 'Plan', 'make_plan', 'Report', 'PreflightError', 'check_jsonl', 'check_dataset',
            'weights_size', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable',
-           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_model_data', 'notebooks_dir', 'process_state',
-           'preflight', 'StepError', 'local_copy', 'step_notebook', 'run_step', 'git_state', 'write_json', 'collect',
-           'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser', 'load_config',
-           'parse_settings', 'main', 'cli']
+           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_model_data', 'notebooks_dir',
+           'process_state', 'preflight', 'StepError', 'local_copy', 'step_notebook', 'run_step', 'git_state',
+           'write_json', 'collect', 'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser',
+           'load_config', 'parse_settings', 'main', 'cli']
 
 # %% ../nbs/04_orchestrate.ipynb #39f953c4
 STEPS = ("clean", "train", "eval")
@@ -448,7 +448,22 @@ def check_disk(folder: str | Path, weights: int | None, report: Report):
     if free < need: report.problem(f"disk: checkpoints need about {need/2**30:.1f} GiB in {folder}, "
                                    f"but only {free/2**30:.1f} GiB are free; free space or set checkpoint_dir elsewhere")
 
-# %% ../nbs/04_orchestrate.ipynb #01d1e49f
+# %% ../nbs/04_orchestrate.ipynb #20e6d2ca
+KERNEL = "python3"  # the Jupyter kernel papermill runs the step notebooks in
+
+def check_kernel(report: Report, name: str = KERNEL):
+    "Check that Jupyter kernel `name` starts this Python, which has this package, and not some other interpreter."
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try: spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel: return report.problem(f"engine papermill: no Jupyter kernel {name!r}; install ipykernel, or use engine python")
+    exe = spec.argv[0] if spec.argv else ""
+    if exe in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]): return  # jupyter starts sys.executable
+    found = shutil.which(exe) or exe
+    if Path(found).resolve() != Path(sys.executable).resolve():
+        report.problem(f"engine papermill: the Jupyter kernel {name!r} starts {found}, not this environment's {sys.executable}; "
+                       f"remove that kernel (`jupyter kernelspec remove {name}`) or use engine python")
+
+# %% ../nbs/04_orchestrate.ipynb #1816c77b
 def check_model_data(model: str, report: Report):
     "A model evaluated without a dataset or examples is evaluated on its own test split: its `train_metrics.json` must name it."
     p = Path(model).expanduser()
@@ -535,9 +550,10 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         if missing := [n for x, n in NOTEBOOKS.items() if x in steps and not (nbs/n).is_file()]:
             r.problem(f"engine papermill: {', '.join(missing)} not found in {nbs}; set notebooks, or use engine python")
         if _num_processes() > 1: r.problem("several processes (accelerate launch) need engine python")
+        check_kernel(r)
     return plan, r
 
-# %% ../nbs/04_orchestrate.ipynb #7f5cca04
+# %% ../nbs/04_orchestrate.ipynb #2b66d7f0
 class StepError(RuntimeError):
     "A step failed while it ran."
     def __init__(self, step: str, message: str):
@@ -570,7 +586,7 @@ def run_step(step: str, settings, s: OrchestrateSettings, run_dir: Path) -> dict
         out = run_dir/NOTEBOOKS[step]
         src = step_notebook(notebooks_dir(s)/NOTEBOOKS[step], run_dir/f".{NOTEBOOKS[step]}")
         try: pm.execute_notebook(str(src), str(out), parameters=asdict(settings),
-                                 cwd=os.getcwd(), kernel_name="python3", progress_bar=False, log_output=False)
+                                 cwd=os.getcwd(), kernel_name=KERNEL, progress_bar=False, log_output=False)
         except pm.PapermillExecutionError as e:
             raise StepError(step, f"{e.ename}: {redact(str(e.evalue))} (cell {e.exec_count} of {out})") from None
         finally: src.unlink(missing_ok=True)

@@ -246,6 +246,20 @@ def test_a_model_alone_is_evaluated_on_its_own_test_split_if_it_names_one(finish
     assert code == 2 and "would not be used" in err and "examples" in err
 
 
+def test_a_python3_kernel_of_another_interpreter_is_a_preflight_problem(env, tmp_path, capsys, monkeypatch):
+    "engine papermill: a `python3` kernelspec (earlier on JUPYTER_PATH) that starts another Python is caught before any work."
+    spec = tmp_path/"jupyter"/"kernels"/"python3"
+    spec.mkdir(parents=True)
+    (spec/"kernel.json").write_text(json.dumps({"argv": ["/bin/true", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                                "display_name": "Python 3 (system)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path/"jupyter"))
+    argv = [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill", "--dry-run"]
+    code, _, err = run_main(capsys, argv)
+    assert code == 2 and "the Jupyter kernel 'python3' starts /bin/true" in err
+    monkeypatch.delenv("JUPYTER_PATH")
+    assert run_main(capsys, argv)[0] == 0
+
+
 def test_hub_targets_pass_with_a_write_token_for_the_namespace(env, hub, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", ORG)
     code, out, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--dry-run",
