@@ -24,11 +24,11 @@ logger = get_logger(__name__)
 __all__ = ['logger', 'STEPS', 'ENGINES', 'NOTEBOOKS', 'KERNEL', 'DDP_TIMEOUT_S', 'inherit', 'OrchestrateSettings', 'dataset_kind',
            'plan_steps', 'run_name', 'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings',
            'eval_settings', 'Plan', 'make_plan', 'Report', 'PreflightError', 'check_jsonl', 'check_dataset',
-           'weights_size', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable',
-           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_model_data', 'notebooks_dir',
-           'process_state', 'preflight', 'StepError', 'local_copy', 'step_notebook', 'run_step', 'git_state',
-           'write_json', 'collect', 'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser',
-           'load_config', 'parse_settings', 'main', 'cli']
+           'weights_size', 'fp32_size', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb',
+           'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_model_data',
+           'notebooks_dir', 'process_state', 'preflight', 'StepError', 'local_copy', 'step_notebook', 'run_step',
+           'git_state', 'write_json', 'collect', 'summary', 'RunResult', 'describe', 'run_pipeline', 'SettingsError',
+           'build_parser', 'load_config', 'parse_settings', 'main', 'cli']
 
 # %% ../nbs/04_orchestrate.ipynb #39f953c4
 STEPS = ("clean", "train", "eval")
@@ -304,7 +304,7 @@ def check_jsonl(
         msg = f"{what} {p}: no row of the first {objects} has the field {name!r} ({k}); fields seen: {seen}"
         report.note(msg + ": they are predicted without correctness flags") if k in optional else report.problem(msg)
 
-# %% ../nbs/04_orchestrate.ipynb #c0bb1da2
+# %% ../nbs/04_orchestrate.ipynb #16523e7f
 def _hub_offline() -> bool:
     from huggingface_hub import constants
     return bool(constants.HF_HUB_OFFLINE)
@@ -342,12 +342,26 @@ def weights_size(files: dict[str, int]) -> int | None:
         if sizes := [b for n, b in top.items() if n.endswith(exts)]: return sum(sizes)
     return None
 
+def fp32_size(folder: Path) -> int | None:
+    "Bytes of a model's weights in float32 (as training keeps them), counted from its safetensors headers; None without any."
+    import math
+    n = 0
+    for f in folder.glob("*.safetensors"):
+        try:
+            with open(f, "rb") as fh: header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        except (OSError, ValueError): return None
+        n += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    return 4*n or None
+
+def _local_weights(folder: Path) -> int | None:
+    return fp32_size(folder) or weights_size({f.name: f.stat().st_size for f in folder.iterdir() if f.is_file()})
+
 def check_model(model: str, revision: str | None, what: str, report: Report) -> int | None:
     "Check that a model (folder, Hub id or hf://user/name) can be loaded; returns the bytes of its weights when known."
     p = Path(model).expanduser()
     if not model.startswith("hf://") and (p.is_dir() or model.startswith((".", "/", "~")) or model.count("/") > 1):
         if not (p/"config.json").is_file(): return report.problem(f"{what} {p}: no model folder (config.json missing)")
-        return weights_size({f.name: f.stat().st_size for f in p.iterdir() if f.is_file()})
+        return _local_weights(p)
     repo = model
     if model.startswith("hf://"):
         t = parse_target(model, repo_type="model")
@@ -358,12 +372,13 @@ def check_model(model: str, revision: str | None, what: str, report: Report) -> 
         if not isinstance(cached, str):
             return report.problem(f"{what} {model}: the Hub is offline (HF_HUB_OFFLINE) and the model is not in the local "
                                   "cache; download it first, or give a local folder")
-        return weights_size({f.name: f.stat().st_size for f in Path(cached).parent.iterdir() if f.is_file()})
+        return _local_weights(Path(cached).parent)
     try: info = HfApi().model_info(repo, revision=revision, files_metadata=True)
     except Exception as e: return report.problem(
         f"{what} {model}: cannot be read from the Hub ({_hub_error(e)}); check the name, and for a private repo "
         "that HF_TOKEN (or `hf auth login`) can read it")
     report.facts.setdefault("revisions", {})[model] = info.sha
+    if info.safetensors and info.safetensors.total: return 4*info.safetensors.total  # parameters, as float32
     return weights_size({x.rfilename: x.size or 0 for x in info.siblings or []})
 
 # %% ../nbs/04_orchestrate.ipynb #50e95e58
@@ -448,7 +463,7 @@ def check_disk(folder: str | Path, weights: int | None, report: Report):
     if free < need: report.problem(f"disk: checkpoints need about {need/2**30:.1f} GiB in {folder}, "
                                    f"but only {free/2**30:.1f} GiB are free; free space or set checkpoint_dir elsewhere")
 
-# %% ../nbs/04_orchestrate.ipynb #20e6d2ca
+# %% ../nbs/04_orchestrate.ipynb #445f9cdc
 KERNEL = "python3"  # the Jupyter kernel papermill runs the step notebooks in
 
 def check_kernel(report: Report, name: str = KERNEL):
@@ -459,11 +474,15 @@ def check_kernel(report: Report, name: str = KERNEL):
     exe = spec.argv[0] if spec.argv else ""
     if exe in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]): return  # jupyter starts sys.executable
     found = shutil.which(exe) or exe
-    if Path(found).resolve() != Path(sys.executable).resolve():
+    try:  # the same environment, not merely the same interpreter binary (a venv's python links to its base)
+        out = subprocess.run([found, "-c", "import sys, finetune_nb; print(sys.prefix)"], capture_output=True, text=True, timeout=60)
+        same = out.returncode == 0 and Path(out.stdout.strip()).resolve() == Path(sys.prefix).resolve()
+    except (OSError, subprocess.SubprocessError): same = False
+    if not same:
         report.problem(f"engine papermill: the Jupyter kernel {name!r} starts {found}, not this environment's {sys.executable}; "
                        f"remove that kernel (`jupyter kernelspec remove {name}`) or use engine python")
 
-# %% ../nbs/04_orchestrate.ipynb #1816c77b
+# %% ../nbs/04_orchestrate.ipynb #4a104b92
 def check_model_data(model: str, report: Report):
     "A model evaluated without a dataset or examples is evaluated on its own test split: its `train_metrics.json` must name it."
     p = Path(model).expanduser()
@@ -532,8 +551,20 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         if s.resume and not any(out.glob("checkpoint-*")): r.note(f"resume: {out} holds no checkpoint; training starts afresh")
     if s.model and "eval" in steps: check_model(s.model, s.model_revision or None, "model", r)
     if s.zero_shot_model and "eval" in steps: check_model(s.zero_shot_model, None, "zero_shot_model", r)
-    if "eval" in steps: check_writable(paths["predictions"], "predictions", s.overwrite, r, file=True)
+    if "eval" in steps:
+        pred = Path(paths["predictions"])
+        if s.model and pred.is_file() and pred.stat().st_size and not s.overwrite:
+            r.note(f"predictions {pred} exists: records of this model are kept and the rest predicted (resume)")
+        else: check_writable(pred, "predictions", s.overwrite, r, file=True)
     if not s.model and "train" not in steps and "eval" in steps: r.problem("skip train needs a `model` to evaluate")
+    local = {k: Path(paths[k]) for k, step in (("dataset_target", "clean"), ("model_target", "train"), ("checkpoint_dir", "train"))
+             if step in steps and not paths[k].startswith("hf://")}
+    if "eval" in steps: local["predictions folder"] = Path(paths["predictions"]).parent
+    names_ = list(local)
+    for i, a in enumerate(names_):
+        for b in names_[i + 1:]:
+            if local[a] == local[b] or local[a] in local[b].parents or local[b] in local[a].parents:
+                r.problem(f"{a} {local[a]} and {b} {local[b]} overlap; each artefact needs a folder of its own")
     writes = [(paths["dataset_target"], "dataset_target", "dataset")] if "clean" in steps else []
     writes += [(paths["model_target"], "model_target", "model")] if "train" in steps else []
     hub = []
@@ -618,7 +649,7 @@ def write_json(path: Path, obj) -> Path:
     os.replace(tmp, path)
     return path
 
-# %% ../nbs/04_orchestrate.ipynb #f12d068d
+# %% ../nbs/04_orchestrate.ipynb #7bca3384
 def _read(path: Path) -> dict | None:
     try: return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError): return None
@@ -636,25 +667,26 @@ def _wandb_runs(run_dir: Path, *infos: dict | None) -> list[dict]:
 def collect(record: dict, plan: Plan) -> dict:
     "Add what the steps published (data statistics, metrics, revisions, W&B runs) to the run record."
     res, art = record.setdefault("results", {}), record.setdefault("artefacts", {})
-    local = local_copy(plan.dataset, "dataset") if plan.dataset else None
-    if local and (local.is_dir() or plan.dataset.startswith("hf://")):  # what was published, or the Hub input
+    done = {k for k, v in record.get("steps", {}).items() if v.get("status") == "done"}
+    given = lambda step: step not in plan.steps  # an input this run did not produce
+    train = ev = None
+    if plan.dataset and ("clean" in done or given("clean")):  # what this run published, or the cleaned input
+        local = local_copy(plan.dataset, "dataset")
         art["dataset"] = {"target": plan.dataset, "local": str(local) if local.is_dir() else None}
         if stats := _read(local/"stats.json"):
             res["data"] = {"lines": stats["input"]["lines"], "input_sha256": stats["input"]["sha256"],
                            "dropped": stats["dropped"], "splits": stats["splits"], "labels": len(stats["labels"])}
-    train = None
-    if plan.model:
+    if plan.model and ("train" in done or given("train")):
         local = local_copy(plan.model, "model") if (plan.model.startswith("hf://") or Path(plan.model).exists()) else None
         local = local if local and local.is_dir() else None
-        if local or not Path(plan.model).is_absolute(): art["model"] = {"target": plan.model, "local": str(local) if local else None}
+        art["model"] = {"target": plan.model, "local": str(local) if local else None}
         if local and (train := _read(local/"train_metrics.json")):
             res["train"] = {"rows": train["rows"], "validation": train["validation"], "epochs": train["epochs_done"],
                             "device": train["device"]["type"], "learning_rate": train["learning_rate"], "seconds": train["seconds"]}
             record.setdefault("resolved", {})["base_model"] = train["base_model"]
-    ev = None
-    if "eval" in plan.steps:
+    if "eval" in done:
         out = Path(plan.steps["eval"].output)
-        if out.is_file(): art["predictions"] = str(out)
+        art["predictions"] = str(out)
         if ev := _read(out.parent/"metrics.json"):
             art["metrics"] = str(out.parent/"metrics.json")
             res["test"] = {k: ev.get(k) for k in ("dataset", "examples", "split", "rows", "labelled", "unlabelled", "fine_tuned",
@@ -708,7 +740,7 @@ def summary(record: dict) -> str:
     if record.get("error"): out += ["", f"**Error**: {record['error']}"]
     return "\n".join(out) + "\n"
 
-# %% ../nbs/04_orchestrate.ipynb #59b8e51a
+# %% ../nbs/04_orchestrate.ipynb #824b78c6
 @dataclass
 class RunResult:
     "A finished (or dry) run: its folder, its record (`run.json`) and its summary."
@@ -794,12 +826,13 @@ def run_pipeline(
     finally:
         if state.is_main_process and run_dir.is_dir():
             record.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.time() - t0, 1))
-            collect(record, plan)
+            try: collect(record, plan)
+            except Exception as e: logger.warning("could not read the artefacts back for the summary: %s: %s", type(e).__name__, e)
             write_json(run_dir/"run.json", record)
             (run_dir/"summary.md").write_text(summary(record), encoding="utf-8")
     return RunResult(run_dir, record, summary(record))
 
-# %% ../nbs/04_orchestrate.ipynb #d187d74b
+# %% ../nbs/04_orchestrate.ipynb #191f60eb
 class SettingsError(ValueError):
     "Settings that cannot be used: a bad flag, config file or value."
 
@@ -831,7 +864,8 @@ def build_parser() -> argparse.ArgumentParser:
         help = f.metadata["help"].replace("%", "%%") + (f" (default: {default})" if default not in ("", [], False) else "")
         g = groups[f.metadata["group"]]
         if kind == "bool": g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help)
-        elif kind.startswith("list"): g.add_argument(flag, dest=f.name, nargs="*", metavar="X", help=help)
+        elif kind.startswith("list"):  # one value a time, so a list never swallows the DATASET after it
+            g.add_argument(flag, dest=f.name, action="append", metavar="X", help=help + " (repeat the flag for several)")
         else: g.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str),
                              metavar=f.name.upper() if kind == "str" else kind.upper(), help=help)
     return p
@@ -889,7 +923,7 @@ def parse_settings(argv: list[str] | None = None) -> OrchestrateSettings:
     try: return OrchestrateSettings(**values)
     except ValueError as e: raise SettingsError(str(e)) from None
 
-# %% ../nbs/04_orchestrate.ipynb #47dff6b0
+# %% ../nbs/04_orchestrate.ipynb #8f627c5b
 def main(argv: list[str] | None = None) -> int:
     "The `finetune-nb` command: returns the exit code (0 done, 2 bad settings or preflight, 1 failure during the work)."
     try: s = parse_settings(argv)
@@ -897,16 +931,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"finetune-nb: {redact(str(e))}", file=sys.stderr); return 2
     except SystemExit as e: return int(e.code or 0)  # --help (0) or an unknown flag (2, argparse says why)
     if not get_logger().handlers: setup_logging()
+    main_process = process_state().is_main_process  # under accelerate, one process speaks
     try: res = run_pipeline(s, ["finetune-nb", *(sys.argv[1:] if argv is None else argv)])
     except PreflightError as e:
-        print(f"finetune-nb: {redact(str(e))}", file=sys.stderr); return 2
+        if main_process: print(f"finetune-nb: {redact(str(e))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("finetune-nb: interrupted", file=sys.stderr); return 130
     except Exception as e:
         logger.error("%s", e)
         where = f"; the log and run.json are in {e.run_dir}" if getattr(e, "run_dir", None) else ""
         print(f"finetune-nb: {redact(str(e))}{where}", file=sys.stderr); return 1
-    if res.summary:
+    if res.summary and main_process:
         print(res.summary if s.dry_run else "\n" + res.summary)
     return 0
 

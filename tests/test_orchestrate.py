@@ -243,21 +243,56 @@ def test_a_model_alone_is_evaluated_on_its_own_test_split_if_it_names_one(finish
     assert code == 2 and "no train_metrics.json naming the data" in err
     code, _, err = run_main(capsys, ["--model", str(finished/"model"), "--examples", str(finished/"x.jsonl"),
                                      "--dataset", str(finished/"dataset"), "--runs-dir", str(tmp_path/"c")])
-    assert code == 2 and "would not be used" in err and "examples" in err
+    assert code == 2 and f"dataset {finished/'dataset'} would not be used: with model and examples the run only evaluates" in err
 
 
-def test_a_python3_kernel_of_another_interpreter_is_a_preflight_problem(env, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("interpreter", ["/bin/true", "base"])
+def test_a_python3_kernel_of_another_interpreter_is_a_preflight_problem(interpreter, env, tmp_path, capsys, monkeypatch):
     "engine papermill: a `python3` kernelspec (earlier on JUPYTER_PATH) that starts another Python is caught before any work."
+    if interpreter == "base":  # the interpreter the venv links to: the same binary, without this package
+        interpreter = str(Path(sys.executable).resolve())
+        if interpreter == sys.executable or Path(sys.prefix).resolve() == Path(sys.base_prefix).resolve(): pytest.skip("not in a venv")
     spec = tmp_path/"jupyter"/"kernels"/"python3"
     spec.mkdir(parents=True)
-    (spec/"kernel.json").write_text(json.dumps({"argv": ["/bin/true", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    (spec/"kernel.json").write_text(json.dumps({"argv": [interpreter, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                                                 "display_name": "Python 3 (system)", "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path/"jupyter"))
     argv = [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill", "--dry-run"]
     code, _, err = run_main(capsys, argv)
-    assert code == 2 and "the Jupyter kernel 'python3' starts /bin/true" in err
+    assert code == 2 and f"the Jupyter kernel 'python3' starts {interpreter}, not this environment's" in err
     monkeypatch.delenv("JUPYTER_PATH")
     assert run_main(capsys, argv)[0] == 0
+
+
+def test_artefact_folders_must_not_overlap(env, tmp_path, capsys):
+    code, _, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--dry-run",
+                                     "--dataset-target", str(tmp_path/"out"), "--model-target", str(tmp_path/"out")])
+    assert code == 2 and f"dataset_target {tmp_path/'out'} and model_target {tmp_path/'out'} overlap" in err
+    code, _, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--dry-run",
+                                     "--model-target", str(tmp_path/"m"), "--checkpoint-dir", str(tmp_path/"m"/"ck")])
+    assert code == 2 and "model_target" in err and "checkpoint_dir" in err and "overlap" in err
+
+
+def test_list_flags_take_one_value_each_and_leave_the_dataset_alone():
+    s = orchestrate.parse_settings(["--labels-exclude", "spam", "t.jsonl", "--labels-exclude", "ads, promo", "--skip", "eval"])
+    assert (s.dataset, s.labels_exclude, s.skip) == ("t.jsonl", ["spam", "ads, promo"], ["eval"])
+
+
+def test_the_summary_shows_only_what_this_run_produced(env, tmp_path):
+    "A failed run does not show a Hub model it never published, nor metrics an earlier run left beside --predictions."
+    pred = tmp_path/"old"/"predictions.jsonl"
+    pred.parent.mkdir()
+    pred.write_text("{}\n")
+    (pred.parent/"metrics.json").write_text(json.dumps({"rows": 9, "labelled": 9, "fine_tuned": {"top1_accuracy": 0.99}}))
+    s = OrchestrateSettings(dataset=str(env["data"]), text_field="body.text", label_field="intent", model_target="hf://acme/clf",
+                            predictions=str(pred))
+    plan = make_plan(s, tmp_path/"run")
+    record = {"name": "run", "run_dir": str(tmp_path/"run"), "status": "failed", "error": "step train failed: boom",
+              "steps": {"clean": {"status": "done"}, "train": {"status": "failed"}, "eval": {"status": "pending"}}}
+    orchestrate.collect(record, plan)
+    assert "model" not in record["artefacts"] and "predictions" not in record["artefacts"] and "test" not in record["results"]
+    text = orchestrate.summary(record)
+    assert "hf://acme/clf" not in text and "0.990" not in text and "**Error**: step train failed: boom" in text
 
 
 def test_hub_targets_pass_with_a_write_token_for_the_namespace(env, hub, tmp_path, capsys, monkeypatch):
