@@ -3,12 +3,12 @@
 Unit examples live in nbs/04_orchestrate.ipynb; these run the command end to end on a tiny DeBERTa-v2.
 """
 import json, os, subprocess, sys
-from dataclasses import MISSING, asdict, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 
-from conftest import NBS, ROOT, TOPICS, WORDS, assert_parameters_mirror
+from conftest import NBS, TOPICS, WORDS, assert_parameters_mirror
 from finetune_nb import orchestrate
 from finetune_nb.clean import CleanSettings
 from finetune_nb.evaluation import EvalSettings
