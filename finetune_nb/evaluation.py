@@ -23,9 +23,9 @@ from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, chec
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'load_rows', 'check_labels', 'read_records',
-           'open_output', 'append_records', 'EvalResult', 'evaluate', 'zero_shot_metrics', 'metrics_table',
-           'update_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
+__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'worst_examples', 'load_rows', 'check_labels',
+           'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate', 'zero_shot_metrics',
+           'metrics_table', 'update_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -136,6 +136,19 @@ def topk_metrics(true: list[str], top: list[list[str]], labels: list[str], top_k
     out["per_class"] = classification_report(true, pred, labels=labels, output_dict=True, zero_division=0)
     out["confusion_matrix"] = {"labels": labels, "matrix": confusion_matrix(true, pred, labels=labels).tolist()}
     return out
+
+# %% ../nbs/03_eval.ipynb #0fe44803
+def worst_examples(
+    records: pd.DataFrame,  # one row per example, with `correct@k` flags, as `evaluate` returns them
+    n: int = 8,  # rows to return
+) -> pd.DataFrame:
+    "The labelled rows the model got most wrong: the true label outside the widest top-k first, then the most confident."
+    flags = sorted((c for c in records.columns if c.startswith("correct@")), key=lambda c: int(c.split("@")[1]))
+    if not flags: return records.head(0)  # no labelled rows: nothing is wrong
+    rows = records[records[flags[0]].notna()]
+    confidence = rows["top_scores"].map(lambda s: s[0])
+    order = rows.assign(_c=confidence).sort_values([flags[-1], flags[0], "_c", "id"], ascending=[True, True, False, True])
+    return order.drop(columns="_c").head(n)
 
 # %% ../nbs/03_eval.ipynb #5d7ddf51
 def load_rows(s: EvalSettings, dataset: str = "") -> tuple[pd.DataFrame, dict]:

@@ -465,3 +465,20 @@ def test_the_command_runs_on_the_embedded_defaults(tmp_path, capsys):
     assert run.name.endswith("-banking77_sample") and record["results"]["data"]["lines"] == 380
     assert record["results"]["test"]["fine_tuned"]["top3_accuracy"] > 0.5  # 8 intents: chance is 3/8
     assert "| near_duplicate |" in out and "wandb sync" in out
+
+
+@pytest.mark.slow
+def test_a_two_label_data_set_runs_through_the_step_notebooks(env, tmp_path, capsys):
+    "A binary data set keeps top-2 at most: every notebook cell (the worst-examples table too) copes with no correct@3."
+    data = tmp_path/"binary.jsonl"
+    data.write_text("".join(json.dumps({"body": {"text": TOPICS[lab].format(w)}, "intent": lab}) + "\n"
+                            for lab in ("card", "pin") for w in WORDS))
+    code, out, err = run_main(capsys, [str(data), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill"])
+    assert code == 0, err
+    (run,) = (tmp_path/"runs").iterdir()
+    metrics = json.loads((run/"eval"/"metrics.json").read_text())["fine_tuned"]
+    assert {"top1_accuracy", "top2_accuracy"} <= set(metrics) and "top3_accuracy" not in metrics
+    import nbformat
+    cells = nbformat.read(run/"03_eval.ipynb", as_version=4).cells
+    (worst,) = [c for c in cells if "worst_examples(result.records)" in c.source and "def " not in c.source]
+    assert any("text/html" in o.get("data", {}) for o in worst.outputs)  # the table was shown, not an error
