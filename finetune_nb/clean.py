@@ -24,9 +24,9 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'NOISE_RULES', 'REASONS', 'CleanSettings', 'ledger_entry', 'get_field', 'label_to_str', 'read_jsonl',
-           'filter_labels', 'resolve_groups', 'normalize_text', 'tfidf_vectors', 'similar_pairs', 'drop_duplicates',
-           'balance', 'split', 'leakage', 'CleanResult', 'clean', 'dataset_card', 'write_dataset', 'publish_dataset',
-           'run_clean', 'load_clean_dataset']
+           'filter_labels', 'normalize_text', 'tfidf_vectors', 'resolve_groups', 'drop_duplicates', 'balance', 'split',
+           'leakage', 'CleanResult', 'clean', 'dataset_card', 'write_dataset', 'publish_dataset', 'run_clean',
+           'load_clean_dataset']
 
 # %% ../nbs/01_clean.ipynb #846cb780
 NOISE_RULES = ("drop", "majority")
@@ -85,11 +85,11 @@ REASONS = {
     "label_not_a_string": "the label is a float, boolean, list or object (integer labels become strings)",
     "label_not_included": "labels_include is set and does not name this label",
     "label_excluded": "labels_exclude names this label",
-    "exact_duplicate": "same text as an earlier row, after NFKC, whitespace and case normalisation",
-    "near_duplicate": "TF-IDF cosine >= near_dup_threshold with a row of its cluster (clusters are transitive)",
-    "conflicting_labels": "noise='drop': the same or a near-same text carries different labels; all its rows are dropped",
-    "minority_label": "noise='majority': the same or a near-same text mostly carries another label",
-    "label_tie": "noise='majority': the same or a near-same text carries different labels, none in the majority",
+    "exact_duplicate": "same text as the kept row `duplicate_of`, after NFKC, whitespace and case normalisation",
+    "near_duplicate": "TF-IDF cosine `similarity` >= near_dup_threshold with the kept row `duplicate_of`, the first such row",
+    "conflicting_labels": "noise='drop': its group (the row `duplicate_of` and the rows that joined it) carries different labels; all its rows are dropped",
+    "minority_label": "noise='majority': its group mostly carries another label; `duplicate_of` is the row kept for that label",
+    "label_tie": "noise='majority': its group carries different labels, none in the majority; all its rows are dropped",
     "below_min_per_label": "its label has fewer rows than min_per_label",
     "downsampled": "its label has more rows than max_per_label; seeded down-sampling left it out",
     "too_few_to_split": "its label has a single row, too few to stratify into train and test",
@@ -138,7 +138,8 @@ def _parse_line(raw: bytes, i: int, text_field: str, label_field: str | None, se
     except (ValueError, RecursionError) as e:  # e.g. an integer of 5,000 digits, or 100,000 nested brackets
         return ledger_entry(i, "bad_json", detail=f"{type(e).__name__}: {str(e)[:100]}")
     if not isinstance(obj, dict): return ledger_entry(i, "not_an_object", detail=f"a JSON {type(obj).__name__}")
-    seen.update(set(_key_paths(obj)))
+    if has["objects"] < 10_000: seen.update(set(_key_paths(obj)))  # enough to name the fields a file has
+    has["objects"] += 1
     text = get_field(obj, text_field)
     label = get_field(obj, label_field) if label_field else None
     has["text"] += text is not _MISSING
@@ -154,6 +155,18 @@ def _parse_line(raw: bytes, i: int, text_field: str, label_field: str | None, se
     return text, lbl
 
 # %% ../nbs/01_clean.ipynb #8f8295e0
+def _lines(path: Path):
+    "The lines of `path` as bytes without their `\\n`, streamed, with a progress bar over the bytes of large files."
+    size = path.stat().st_size
+    with open(path, "rb") as f, tqdm(total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, leave=False,
+                                     disable=size < 20_000_000) as bar:
+        done = 0
+        for k, raw in enumerate(f):
+            done += len(raw)
+            if k % 10_000 == 9_999: bar.update(done - bar.n)
+            yield raw[:-1] if raw.endswith(b"\n") else raw
+        bar.update(done - bar.n)
+
 def read_jsonl(
     path: str | Path,  # JSONL file, one object a line
     text_field: str,  # field (or dotted path) holding the text
@@ -163,23 +176,21 @@ def read_jsonl(
     "Rows (`id` = line number, `text`, `label`), ledger entries for the lines that are not rows, and the line count."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
-    lines = path.read_bytes().split(b"\n")
-    if lines[-1] == b"": lines.pop()  # a final newline ends the last line; it does not start a new one
-    if not lines: raise ValueError(f"{path} is empty")
-    rows, ledger, seen, has = [], [], Counter(), Counter()
-    for i, raw in enumerate(tqdm(lines, desc="reading", unit="line", leave=False, disable=len(lines) < 50_000), 1):
-        r = _parse_line(raw, i, text_field, label_field, seen, has)
+    ids, texts, labels, ledger, seen, has, n = [], [], [], [], Counter(), Counter(), 0
+    for n, raw in enumerate(_lines(path), 1):
+        r = _parse_line(raw, n, text_field, label_field, seen, has)
         if isinstance(r, dict): ledger.append(r)
-        else: rows.append((i, *r))
-    objects = sum(1 for e in ledger if e["reason"] not in ("not_utf8", "blank_line", "bad_json", "not_an_object")) + len(rows)
-    if not objects: raise ValueError(f"{path}: none of its {len(lines)} lines is a JSON object (first problem: "
-                                     f"line {ledger[0]['line']}, {ledger[0]['reason']})")
+        else: ids.append(n); texts.append(r[0]); labels.append(r[1])
+    if not n: raise ValueError(f"{path} is empty")
+    if not has["objects"]: raise ValueError(f"{path}: none of its {n} lines is a JSON object (first problem: "
+                                            f"line {ledger[0]['line']}, {ledger[0]['reason']})")
     for name, f, key in (("text_field", text_field, "text"), ("label_field", label_field, "label")):
         if f and not has[key]:
             present = ", ".join(k for k, _ in seen.most_common(30))
-            raise ValueError(f"{path}: {name} {f!r} is in none of its {objects} JSON objects; fields present: {present}")
-    df = pd.DataFrame(rows, columns=["id", "text", "label"]).astype({"id": "int64", "text": object, "label": object})
-    return df, ledger, len(lines)
+            raise ValueError(f"{path}: {name} {f!r} is in none of its {has['objects']} JSON objects; fields present: {present}")
+    df = pd.DataFrame({"id": np.array(ids, dtype=np.int64), "text": pd.Series(texts, dtype=object),
+                       "label": pd.Series(labels, dtype=object)})
+    return df, ledger, n
 
 # %% ../nbs/01_clean.ipynb #f9b90586
 def filter_labels(
@@ -197,42 +208,6 @@ def filter_labels(
     ledger += [ledger_entry(r.id, "label_excluded", label=r.label) for r in df[drop_ex & ~drop_in].itertuples()]
     return df[~(drop_in | drop_ex)], ledger
 
-# %% ../nbs/01_clean.ipynb #c39f3f9d
-def resolve_groups(
-    df: pd.DataFrame,  # rows, in `id` order
-    group: pd.Series,  # a group key per row (same index as `df`); rows sharing a key are duplicates
-    noise: str = "drop",  # 'drop' or 'majority'
-    key: pd.Series | None = None,  # normalised text per row: tells exact copies of the kept row from near ones
-) -> tuple[pd.DataFrame, list[dict]]:
-    "Keep one row per group of duplicates, following the `noise` rule when their labels disagree."
-    if noise not in NOISE_RULES: raise ValueError(f"noise must be one of {NOISE_RULES}, got {noise!r}")
-    multi = group.duplicated(keep=False)
-    drop, ledger = set(), []
-    for _, g in df[multi].groupby(group[multi], sort=False):
-        g = g.sort_values("id")
-        counts = Counter(g["label"]).most_common()
-        if len(counts) == 1: keep = g.iloc[0]
-        elif noise == "drop" or counts[0][1] == counts[1][1]:
-            reason = "conflicting_labels" if noise == "drop" else "label_tie"
-            labels = sorted(l for l, _ in counts)
-            first = int(g.iloc[0]["id"])
-            for r in g.itertuples():
-                ledger.append(ledger_entry(r.id, reason, label=r.label, text=r.text,
-                                           duplicate_of=None if r.id == first else first, labels=labels))
-                drop.add(r.Index)
-            continue
-        else: keep = g[g["label"] == counts[0][0]].iloc[0]
-        seen = set()  # normalised texts met so far in the group, in line order
-        for r in g.itertuples():
-            copy = key is None or key[r.Index] in seen
-            if key is not None: seen.add(key[r.Index])
-            if r.Index == keep.name: continue
-            if r.label != keep["label"]: reason = "minority_label"
-            else: reason = "exact_duplicate" if copy or key[r.Index] == key[keep.name] else "near_duplicate"
-            ledger.append(ledger_entry(r.id, reason, label=r.label, text=r.text, duplicate_of=int(keep["id"])))
-            drop.add(r.Index)
-    return df.drop(index=list(drop)), ledger
-
 # %% ../nbs/01_clean.ipynb #40245488
 def normalize_text(text: str) -> str:
     "The comparison key of a text: NFKC, case-folded, whitespace collapsed."
@@ -248,62 +223,76 @@ def tfidf_vectors(texts: list[str]):
         from scipy.sparse import csr_matrix
         return csr_matrix((len(texts), 1))
 
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-def similar_pairs(
-    X,  # CSR rows, L2-normalised
-    threshold: float,  # cosine from which a pair is kept
-    Y=None,  # other rows to compare against (default: `X` itself, each pair once)
-    top_n: int = 50,  # neighbours kept per row
-    chunk_size: int = 2048,  # rows of `X` per multiplication
-    desc: str = "near-duplicate search",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Row pairs `(i, j, cosine)` with cosine >= `threshold`, by chunked sparse top-n products."
-    from sparse_dot_topn import sp_matmul_topn
-    same = Y is None
-    YT = (X if same else Y).T.tocsr()
-    I, J, S = [], [], []
-    n, eps = X.shape[0], 1e-9
-    with tqdm(total=n, desc=desc, unit="text", leave=False, disable=n < 20_000) as bar:
-        for start in range(0, n, chunk_size):
-            C = sp_matmul_topn(X[start:start + chunk_size], YT, top_n=top_n + same, threshold=threshold - eps,
-                               n_threads=_threads()).tocoo()
-            i = C.row.astype(np.int64) + start
-            keep = (C.data >= threshold - eps) & ((C.col != i) if same else True)
-            I.append(i[keep]); J.append(C.col[keep].astype(np.int64)); S.append(np.minimum(C.data[keep], 1.0))
-            bar.update(min(chunk_size, n - start))
-    if not I: return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    I, J, S = np.concatenate(I), np.concatenate(J), np.concatenate(S)
-    if same:  # a pair can be found from either row (each keeps only its own top_n): keep each pair once
-        I, J = np.minimum(I, J), np.maximum(I, J)
-        _, first = np.unique(I*np.int64(n) + J, return_index=True)
-        I, J, S = I[first], J[first], S[first]
-    return I, J, S
+# %% ../nbs/01_clean.ipynb #c39f3f9d
+def resolve_groups(
+    df: pd.DataFrame,  # rows, in `id` order
+    codes: np.ndarray,  # per row: its key's number, keys numbered in order of first appearance
+    lead: np.ndarray,  # per key: the leader key it joined (itself for a leader)
+    sim: np.ndarray,  # per key: its cosine to its leader
+    noise: str = "drop",  # 'drop' or 'majority' when a group's labels disagree
+    cosine=None,  # `cosine(a, b)` of key numbers (arrays), to regroup under 'majority'; None: groups are exact copies
+    threshold: float | None = None,  # near_dup_threshold, to regroup under 'majority'
+) -> tuple[pd.DataFrame, list[dict]]:
+    "Keep one row per group (a leader key and the keys that joined it), following `noise` where its labels disagree."
+    from finetune_nb.pairs import EPS
+    if noise not in NOISE_RULES: raise ValueError(f"noise must be one of {NOISE_RULES}, got {noise!r}")
+    codes, lead, sim = np.asarray(codes), np.asarray(lead), np.asarray(sim)
+    group = lead[codes]
+    ids, labels, texts = df["id"].to_numpy(), df["label"].to_numpy(object), df["text"].to_numpy(object)
+    pos = np.nonzero(np.bincount(group, minlength=len(lead))[group] > 1)[0]  # rows of groups with more than one row
+    g = pd.DataFrame({"g": group[pos], "pos": pos, "label": labels[pos]}).groupby("g")
+    first = g["pos"].transform("min").to_numpy()
+    mixed = g["label"].transform("nunique").to_numpy() > 1
+    def entry(p, reason, to, **kw):  # a ledger entry for row p, a copy of row `to`
+        c, ct = codes[p], codes[to] if to is not None else None
+        s = None if to is None or c == ct else round(float(sim[c] if ct == lead[c] else cosine(np.array([c]), np.array([ct]))[0]), 4)
+        return ledger_entry(ids[p], reason, label=labels[p], text=texts[p], duplicate_of=None if to is None else int(ids[to]),
+                            similarity=s, **kw)
+    ledger = [entry(p, "exact_duplicate" if codes[p] == codes[f] else "near_duplicate", f)
+              for p, f in zip(pos[~mixed & (pos != first)], first[~mixed & (pos != first)])]
+    drop = list(pos[~mixed & (pos != first)])
+    for rows in pd.Series(pos[mixed]).groupby(group[pos[mixed]]).apply(list):
+        counts = Counter(labels[rows]).most_common()
+        if noise == "drop" or counts[0][1] == counts[1][1]:
+            reason, names = ("conflicting_labels" if noise == "drop" else "label_tie"), sorted(l for l, _ in counts)
+            ledger += [entry(p, reason, None if p == rows[0] else rows[0], labels=names) for p in rows]
+            drop += rows
+            continue
+        kept = []  # rows kept for the majority label, in order
+        for p in (p for p in rows if labels[p] == counts[0][0]):
+            same = [k for k in kept if codes[k] == codes[p]]
+            near = [] if same or not kept or cosine is None else \
+                   [k for k, s in zip(kept, cosine(np.full(len(kept), codes[p]), codes[kept])) if s >= threshold - EPS]
+            if same or near:
+                ledger.append(entry(p, "exact_duplicate" if same else "near_duplicate", (same or near)[0])); drop.append(p)
+            else: kept.append(p)
+        for p in (p for p in rows if labels[p] != counts[0][0]):
+            ledger.append(entry(p, "minority_label", kept[0])); drop.append(p)
+    ledger.sort(key=lambda e: e["line"])
+    return df.drop(index=df.index[np.array(drop, dtype=np.int64)]), ledger
 
 # %% ../nbs/01_clean.ipynb #83f2eee7
 def drop_duplicates(
     df: pd.DataFrame,  # rows, in `id` order
     threshold: float | None = 0.8,  # TF-IDF cosine from which texts are near duplicates; None: exact copies only
     noise: str = "drop",  # 'drop' or 'majority' when a group's labels disagree
+    info: dict | None = None,  # filled with what the search did (keys, leaders, candidates verified, seconds)
 ) -> tuple[pd.DataFrame, list[dict]]:
-    "Keep the first row of each group of exact and near duplicates; ledger entries carry `duplicate_of` and `similarity`."
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    key = df["text"].map(normalize_text)
-    codes, uniq = pd.factorize(key)
-    n = len(uniq)
+    "Keep one row of each group of exact and near duplicates; ledger entries carry `duplicate_of` and `similarity`."
+    from finetune_nb.pairs import leaders  # numba: imported only when rows are compared
+    t0 = time.time()
+    key = [normalize_text(t) for t in tqdm(df["text"], desc="normalising", unit="text", leave=False, disable=len(df) < 200_000)]
+    codes, uniq = pd.factorize(pd.Series(key, dtype=object))
+    n, search = len(uniq), {}
+    if threshold is not None and n > 1:
+        logger.info("near duplicates: %d distinct texts of %d rows, TF-IDF cosine >= %s", n, len(df), threshold)
     X = tfidf_vectors(list(uniq)) if threshold is not None and n > 1 else None
-    if X is not None:
-        i, j, _ = similar_pairs(X, threshold)
-        _, comp = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
-        codes = comp[codes]
-    kept, ledger = resolve_groups(df, pd.Series(codes, index=df.index), noise, key)
-    code_of = dict(zip(df["id"], pd.factorize(key)[0]))
-    for e in ledger:  # cosine to the kept row (or to the group's first row), for every copy that is not exact
-        if "duplicate_of" in e and X is not None and code_of[e["line"]] != code_of[e["duplicate_of"]]:
-            a, b = X[code_of[e["line"]]], X[code_of[e["duplicate_of"]]]
-            e["similarity"] = round(float(min(a.multiply(b).sum(), 1.0)), 4)
+    lead, sim = (np.arange(n), np.ones(n)) if X is None else leaders(X, threshold, info=search)
+    cosine = None if X is None else (lambda a, b: np.asarray(X[a].multiply(X[b]).sum(axis=1)).ravel())
+    kept, ledger = resolve_groups(df, codes, lead, sim, noise, cosine, threshold)
+    if info is not None:
+        info.update(threshold=threshold, rows=len(df), keys=n, leaders=int((lead == np.arange(n)).sum()),
+                    candidates_verified=search.get("candidates", 0), seconds=round(time.time() - t0, 2))
     return kept, ledger
 
 # %% ../nbs/01_clean.ipynb #8bca381f
@@ -355,15 +344,25 @@ def split(
 def leakage(
     train: pd.DataFrame,  # rows with `id`, `text`
     other: pd.DataFrame,  # test rows, or a reference test set (`id` = its line numbers)
-    threshold: float = 0.8,
+    threshold: float = 0.8,  # TF-IDF cosine from which a text counts as in train
 ) -> list[dict]:
-    "Rows of `other` whose nearest train row has TF-IDF cosine >= `threshold` (`exact` when the normalised texts are equal)."
+    "Rows of `other` whose text is in `train`: the same normalised text (`exact`), or the most similar train row at cosine >= `threshold`."
     if not len(train) or not len(other): return []
-    a, b = train["text"].map(normalize_text).tolist(), other["text"].map(normalize_text).tolist()
-    X = tfidf_vectors(a + b)
-    i, j, s = similar_pairs(X[len(a):], threshold, Y=X[:len(a)], top_n=1, desc="leakage check")
-    return [{"id": int(other["id"].iloc[r]), "train_id": int(train["id"].iloc[c]), "similarity": round(float(v), 4),
-             "exact": b[r] == a[c], "text": other["text"].iloc[r]} for r, c, v in zip(i, j, s)]
+    from finetune_nb.pairs import best_matches
+    a, b = train["text"].map(normalize_text), other["text"].map(normalize_text)
+    codes, uniq = pd.factorize(pd.concat([a, b], ignore_index=True))
+    ca, cb = codes[:len(a)], codes[len(a):]
+    first = pd.Series(np.arange(len(a))).groupby(ca).first()  # key -> its first train row
+    exact = pd.Series(cb).map(first).to_numpy()  # NaN: no train row has this key
+    keys = first.index.to_numpy()  # the train keys
+    X = tfidf_vectors(list(uniq))
+    j, s = best_matches(X[cb], X[keys], threshold, desc="leakage check")
+    out = []
+    for r in np.nonzero(~np.isnan(exact) | (j >= 0))[0]:
+        t, sim = (int(exact[r]), 1.0) if not np.isnan(exact[r]) else (int(first.iloc[j[r]]), round(float(s[r]), 4))
+        out.append({"id": int(other["id"].iloc[r]), "train_id": int(train["id"].iloc[t]), "similarity": sim,
+                    "exact": not np.isnan(exact[r]), "text": other["text"].iloc[r]})
+    return out
 
 # %% ../nbs/01_clean.ipynb #8e370840
 @dataclass
@@ -388,10 +387,10 @@ def clean(settings: CleanSettings) -> CleanResult:
     if s.reference_test and not Path(s.reference_test).is_file():
         raise FileNotFoundError(f"{s.reference_test}: no such file (reference_test)")
     df, ledger, n_lines = read_jsonl(path, s.text_field, s.label_field)
-    stages, labels_read = [("read", len(df))], df["label"].value_counts()
+    stages, labels_read, dedup = [("read", len(df))], df["label"].value_counts(), {}
     logger.info("%s: %d lines, %d rows, %d labels", path, n_lines, len(df), len(labels_read))
     for name, fn in [("label filters", lambda d: filter_labels(d, s.labels_include, s.labels_exclude)),
-                     ("duplicates", lambda d: drop_duplicates(d, s.near_dup_threshold, s.noise)),
+                     ("duplicates", lambda d: drop_duplicates(d, s.near_dup_threshold, s.noise, info=dedup)),
                      ("min/max per label", lambda d: balance(d, s.min_per_label, s.max_per_label, s.seed))]:
         df, led = fn(df)
         ledger += led
@@ -410,10 +409,13 @@ def clean(settings: CleanSettings) -> CleanResult:
                              leaks[0]["id"], leaks[0]["train_id"], leaks[0]["similarity"])
     ref = None
     if s.reference_test:
-        ref_rows, ref_ledger, ref_lines = read_jsonl(s.reference_test, s.text_field, s.label_field, "reference_test")
+        ref_rows, ref_ledger, ref_lines = read_jsonl(s.reference_test, s.text_field, None, "reference_test")
         found = leakage(train, ref_rows, s.near_dup_threshold)
         ref = {"path": str(s.reference_test), "lines": ref_lines, "rows": len(ref_rows), "unreadable_lines": len(ref_ledger),
+               "unreadable": dict(Counter(e["reason"] for e in ref_ledger).most_common()),
                "in_train": found, "exact": sum(x["exact"] for x in found)}
+        if ref_ledger: logger.warning("%s: %d of its %d lines hold no readable text (%s)", s.reference_test, len(ref_ledger),
+                                      ref_lines, ", ".join(f"{k} {v}" for k, v in ref["unreadable"].items()))
         if found: logger.warning("%d of %d rows of %s sit in the training data (%d exact)", len(found), len(ref_rows),
                                  s.reference_test, ref["exact"])
     stats = {
@@ -423,9 +425,10 @@ def clean(settings: CleanSettings) -> CleanResult:
         "splits": {"train": len(train), "test": len(test)},
         "labels": {l: {"read": int(labels_read.get(l, 0)), "train": int((train["label"] == l).sum()),
                        "test": int((test["label"] == l).sum())} for l in sorted(labels_read.index)},
+        "near_duplicates": {"method": "leader clustering in input order, exact cosine search (prefix filtering)", **dedup},
         "leakage": {"test_in_train": leaks, "reference_test": ref},
         "settings": asdict(s),
-        "versions": library_versions("sparse-dot-topn", "scipy"),
+        "versions": library_versions("numba", "scipy"),
         "seconds": round(time.time() - t0, 2),
     }
     logger.info("train %d, test %d, dropped %d (%s)", len(train), len(test), len(ledger),
@@ -487,6 +490,10 @@ ds = load_dataset("<this folder or repo>")  # splits: train ({st['splits']['trai
 | reason | lines | meaning |
 |---|---|---|
 {drop_rows}
+
+Near duplicates are groups formed around kept rows, in input order: a text joins the first kept text it
+reaches TF-IDF cosine {s['near_dup_threshold']} with (found by an exact search), so each `near_duplicate` in
+`dropped.jsonl` names a kept row (`duplicate_of`) at the cosine it states (`similarity`).
 
 ## Labels
 

@@ -4,13 +4,15 @@ from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import papermill as pm
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
 from conftest import NBS, assert_parameters_mirror
-from finetune_nb.clean import REASONS, CleanSettings, clean, load_clean_dataset, publish_dataset, read_jsonl, run_clean
+from finetune_nb.clean import (REASONS, CleanSettings, clean, drop_duplicates, load_clean_dataset, normalize_text, publish_dataset,
+                               read_jsonl, run_clean, tfidf_vectors)
 from finetune_nb.core import sample_data
 from finetune_nb.testing import HubStub
 
@@ -27,6 +29,67 @@ def published_lines(folder: Path) -> int:
     "Rows of train.csv + test.csv + lines of dropped.jsonl, read back the way a person would."
     csv = sum(len(pd.read_csv(folder/f"{s}.csv", dtype=str, keep_default_na=False)) for s in ("train", "test"))
     return csv + len([json.loads(l) for l in (folder/"dropped.jsonl").read_text().splitlines()])
+
+
+BANKING = Path(__file__).resolve().parents[2]/"shared"/"data"/"banking77"
+DEDUP = {"exact_duplicate", "near_duplicate", "conflicting_labels", "minority_label", "label_tie"}
+
+
+def reference_dedup(df: pd.DataFrame, threshold: float | None, noise: str) -> tuple[list[int], dict]:
+    "The deduplication rules of 01_clean written plainly, on every cosine (dense): kept ids, and {line: (reason, duplicate_of)}."
+    keys = [normalize_text(t) for t in df.text]
+    uniq = list(dict.fromkeys(keys))
+    code = {k: n for n, k in enumerate(uniq)}
+    G = (lambda X: (X @ X.T).toarray())(tfidf_vectors(uniq)) if threshold is not None and len(uniq) > 1 else np.eye(len(uniq))
+    def near(a, b): return a == b or (threshold is not None and G[a, b] >= threshold - 1e-9)
+    leaders, lead = [], {}
+    for b in range(len(uniq)):  # in input order, a key joins the first leader it is near, or leads
+        hit = np.nonzero(G[b, leaders] >= threshold - 1e-9)[0] if leaders and threshold is not None else []
+        lead[b] = leaders[hit[0]] if len(hit) else b
+        if lead[b] == b: leaders.append(b)
+    groups = {}
+    for r, k in zip(df.itertuples(), keys): groups.setdefault(lead[code[k]], []).append((r, code[k]))
+    kept, out = [], {}
+    for rows in groups.values():
+        (first, cf), counts = rows[0], Counter(r.label for r, _ in rows).most_common()
+        if len(counts) == 1:
+            kept.append(first.id)
+            out.update({r.id: ("exact_duplicate" if c == cf else "near_duplicate", first.id) for r, c in rows[1:]})
+        elif noise == "drop" or counts[0][1] == counts[1][1]:
+            out.update({r.id: ("conflicting_labels" if noise == "drop" else "label_tie", None if r is first else first.id) for r, _ in rows})
+        else:
+            ks = []
+            for r, c in rows:
+                if r.label != counts[0][0]: continue
+                same = [k for k, kc in ks if kc == c]
+                near_ = [k for k, kc in ks if near(kc, c)]
+                if same: out[r.id] = ("exact_duplicate", same[0].id)
+                elif near_: out[r.id] = ("near_duplicate", near_[0].id)
+                else: ks.append((r, c)); kept.append(r.id)
+            out.update({r.id: ("minority_label", ks[0][0].id) for r, _ in rows if r.label != counts[0][0]})
+    return sorted(kept), out
+
+
+def assert_same_as_brute_force(df: pd.DataFrame, threshold: float | None, noise: str):
+    "drop_duplicates keeps the rows, and ledgers the reasons and kept rows, that the plain rules on every cosine give."
+    kept, ledger = drop_duplicates(df, threshold, noise)
+    want_kept, want = reference_dedup(df, threshold, noise)
+    assert kept.id.tolist() == want_kept
+    assert {e["line"]: (e["reason"], e.get("duplicate_of")) for e in ledger} == want
+
+
+def assert_ledger_promises(rows: pd.DataFrame, ledger: pd.DataFrame, threshold: float):
+    "Every near_duplicate names a row kept by deduplication, at the cosine it states, which reaches the threshold."
+    near = ledger[ledger.reason == "near_duplicate"]
+    if near.empty: return
+    dropped_by_dedup = set(ledger.line[ledger.reason.isin(DEDUP)])
+    assert not set(near.duplicate_of.astype(int)) & dropped_by_dedup
+    keys = rows.text.map(normalize_text)
+    code = {k: n for n, k in enumerate(dict.fromkeys(keys))}
+    X, key_of = tfidf_vectors(list(code)), dict(zip(rows.id, keys))
+    cos = np.asarray(X[[code[key_of[i]] for i in near.line]].multiply(X[[code[key_of[i]] for i in near.duplicate_of.astype(int)]]).sum(axis=1)).ravel()
+    assert (near.similarity.to_numpy() >= threshold).all()
+    assert np.abs(np.minimum(cos, 1) - near.similarity.to_numpy()).max() <= 5e-5
 
 
 def test_parameters_cell_mirrors_the_settings_dataclass():
@@ -122,7 +185,7 @@ def test_reference_test_leakage(tmp_path):
 def test_test_rows_near_train_rows_are_reported(tmp_path, monkeypatch):
     "With near-duplicate removal switched off, the leakage check must catch the near copies that cross the split."
     import finetune_nb.clean as C
-    monkeypatch.setattr(C, "drop_duplicates", lambda df, threshold, noise: (df, []))
+    monkeypatch.setattr(C, "drop_duplicates", lambda df, threshold, noise, **kw: (df, []))
     rows = [j(text=f"how do i {v} my {o} card please", label=o) for v in ("freeze", "unfreeze", "order", "cancel", "replace")
             for o in ("debit", "credit")]
     res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", rows)), label_field="label", test_size=0.4))
@@ -149,14 +212,16 @@ def test_majority_counts_every_copy_and_ledger_ids_are_ints(tmp_path):
     assert isinstance(led[2]["duplicate_of"], int) and "duplicate_of" not in led[5]
 
 
-def test_near_duplicate_found_from_either_side(tmp_path):
-    "A row whose own top-n list is full of closer rows still joins them (top_n is per row)."
-    base, extra = " ".join(f"w{i}" for i in range(300)), " ".join(f"p{i}" for i in range(60))
-    rows = [j(text=f"{base} {extra} u{i}", label="a") for i in range(60)] + [j(text=f"{base} zz yy xx", label="a")]
-    res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", rows + [j(text="other", label="b")]*0 +
-                                                      [j(text=f"other text {i}", label="b") for i in range(4)])),
-                              label_field="label", test_size=0.4))
-    assert dict(zip(res.ledger.line, res.ledger.reason)).get(61) == "near_duplicate"
+def test_no_pair_is_lost_to_a_full_neighbour_list(tmp_path):
+    "Two templates of 61 texts: every row has 60 neighbours closer than the 0.85 across them (a top-50 search keeps none)."
+    base = " ".join(f"w{i}" for i in range(200))
+    rows = [j(text=f"{base} a{i}", label="x") for i in range(61)] + [j(text=f"{base} b0 b1 b2 b3 b4 b5 b{i + 6}", label="y") for i in range(61)]
+    df = read_jsonl(write_lines(tmp_path/"r.jsonl", rows), "text", "label")[0]
+    kept, ledger = drop_duplicates(df, 0.8)
+    assert kept.empty and {e["reason"] for e in ledger} == {"conflicting_labels"}  # one group, two labels: all go
+    assert {e["line"]: e.get("duplicate_of") for e in ledger} == {i: (None if i == 1 else 1) for i in range(1, 123)}
+    assert all(abs(e["similarity"] - 0.8526) < 1e-4 for e in ledger if e["line"] > 61)
+    assert_same_as_brute_force(df, 0.8, "drop")
 
 
 def test_csv_keeps_awkward_strings_quoted(tmp_path):
@@ -201,41 +266,119 @@ def test_missing_file_and_field_errors_name_file_and_fields(tmp_path):
     with pytest.raises(ValueError, match=r"banking77_sample.jsonl: label_field 'label' is in none of .* fields present: text, category"):
         clean(CleanSettings(label_field="label"))
 
+@pytest.mark.skipif(not BANKING.exists(), reason="needs ../shared/data/banking77 (CI and developer machines have it)")
+def test_banking77_ledger_means_what_it_says():
+    "On the real 10k-line file: every near_duplicate is within the threshold of a kept row, at the cosine it states."
+    res = clean(CleanSettings(input_path=str(BANKING/"train.jsonl")))
+    rows = read_jsonl(BANKING/"train.jsonl", "text", "category")[0]
+    assert_ledger_promises(rows, res.ledger, 0.8)
+    assert res.stats["dropped"]["near_duplicate"] > 1000 and res.stats["near_duplicates"]["keys"] == rows.text.map(normalize_text).nunique()
+
+
+@pytest.mark.skipif(not BANKING.exists(), reason="needs ../shared/data/banking77 (CI and developer machines have it)")
+@pytest.mark.parametrize("noise", ["drop", "majority"])
+def test_banking77_deduplication_equals_the_brute_force_rules(noise):
+    "3,000 real rows: the fast exact search gives what the plain rules give on every cosine, under either noise rule."
+    rows = read_jsonl(BANKING/"train.jsonl", "text", "category")[0].head(3000)
+    for threshold in (0.6, 0.8):
+        assert_same_as_brute_force(rows, threshold, noise)
+
+
+def test_duplicates_edge_cases(tmp_path):
+    def run(texts, labels=None, threshold=0.8, noise="drop"):
+        df = pd.DataFrame({"id": range(1, len(texts) + 1), "text": texts, "label": labels or ["a"]*len(texts)})
+        assert_same_as_brute_force(df, threshold, noise)
+        kept, ledger = drop_duplicates(df, threshold, noise)
+        return kept.id.tolist(), [(e["line"], e["reason"], e.get("duplicate_of"), e.get("similarity")) for e in ledger]
+    # texts with no word left after normalisation: only equal keys are copies, never near ones
+    assert run(["!!!", " !!! ", "???", "\u2026"]) == ([1, 3, 4], [(2, "exact_duplicate", 1, None)])
+    # one-word texts
+    assert run(["card", "CARD", "cards", "pin"]) == ([1, 3, 4], [(2, "exact_duplicate", 1, None)])
+    # all identical input
+    kept, ledger = run(["my card is lost"]*50)
+    assert kept == [1] and {r for _, r, *_ in ledger} == {"exact_duplicate"} and len(ledger) == 49
+    # threshold 1.0: only the same words (in any order) are near duplicates, at similarity 1.0
+    assert run(["lost my card", "card lost my", "lost my card now", "My  lost card"], threshold=1.0) == \
+        ([1, 3], [(2, "near_duplicate", 1, 1.0), (4, "near_duplicate", 1, 1.0)])
+    # a chain a ~ b ~ c with a !~ c: c stays
+    chain = ["my card has not arrived yet", "my card has not arrived yet please", "my new card has not arrived yet please"]
+    kept, ledger = run(chain)
+    assert kept == [1, 3] and [x[:3] for x in ledger] == [(2, "near_duplicate", 1)]
+    # majority: the first row of the winning label leads a regrouping, rows of other labels name it
+    kept, ledger = run(chain + ["my card has not arrived yet!"], ["x", "y", "z", "y"], noise="majority")
+    assert kept == [2, 3] and [x[:3] for x in ledger] == [(1, "minority_label", 2), (4, "near_duplicate", 2)]
+
+
+def test_reference_file_without_labels_is_compared_by_text(tmp_path):
+    train_lines = [j(text=f"please tell me how to {v} my {o} today", label=o) for v in ("open", "close", "freeze", "view")
+                   for o in ("card", "account", "loan")]
+    ref = write_lines(tmp_path/"official.jsonl", [j(text="Please tell me how to OPEN my card today"), j(text="nothing like it at all"),
+                                                 j(text="today please tell me how to view my loan", id=7), j(body="no text"),
+                                                 "oops", j(text="")])
+    res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", train_lines)), label_field="label",
+                              reference_test=str(ref), near_dup_threshold=0.9, test_size=0.25))
+    found = res.stats["leakage"]["reference_test"]
+    assert (found["lines"], found["rows"], found["unreadable_lines"]) == (6, 3, 3)
+    assert found["unreadable"] == {"missing_text": 1, "bad_json": 1, "empty_text": 1}
+    hits = {x["id"]: x for x in found["in_train"]}
+    assert 2 not in hits and set(hits) <= {1, 3}
+    in_train = set(res.train.text)
+    assert (1 in hits) == ("please tell me how to open my card today" in in_train) and (3 in hits) == ("please tell me how to view my loan today" in in_train)
+    for x in found["in_train"]: assert x["train_id"] in set(res.train.id) and (x["exact"] or x["similarity"] >= 0.9)
+    if 3 in hits: assert not hits[3]["exact"] and hits[3]["similarity"] == 1.0  # the same words in another order
+
+
 # --- the line-count invariant on generated messy files ------------------------------------------
 
 WORDS = ["card", "pin", "lost", "my", "new", "where", "is", "fee", "the", "charged", "activate", "help"]
-valid_row = st.builds(lambda ws, lab, nest: json.dumps({"m": {"t": " ".join(ws), "l": lab}} if nest else {"t": " ".join(ws), "l": lab}),
-                      st.lists(st.sampled_from(WORDS), min_size=1, max_size=7),
-                      st.sampled_from(["a", "b", "c", "007", 3, "NA"]), st.just(False))
-messy_line = st.one_of(
-    valid_row, valid_row, valid_row, valid_row,
+valid_row = st.tuples(st.lists(st.sampled_from(WORDS), min_size=1, max_size=7).map(" ".join),
+                      st.sampled_from(["a", "b", "c", "007", 3, "NA"]))
+messy_only = st.one_of(
     st.sampled_from([b"", b"   ", b"\xff\xfe", b"{", b"[]", b"null", b"42", b'{"t": null, "l": "a"}', b'{"t": "x"}',
                      b'{"l": "a"}', b'{"t": "x", "l": 1.5}', b'{"t": "x", "l": true}', b'{"t": ["x"], "l": "a"}',
                      b'{"t": "  ", "l": "a"}', b'{"t": "x\\u2028y", "l": "a"}'.replace(b"\\u2028", "\u2028".encode())]),
     st.builds(lambda s: s.encode("utf-8", "surrogatepass") if s else b"", st.text(max_size=20)),
 )
+messy_line = st.integers(0, 9).flatmap(lambda k: valid_row if k < 8 else messy_only)  # 4 rows in 5 are valid
+messy_file = st.integers(1, 60).flatmap(lambda n: st.lists(st.tuples(messy_line, st.booleans()), min_size=n, max_size=n))
+
+
+def encode(line, nested: bool) -> bytes:
+    "A generated line as bytes; a valid row as `{t, l}` or, nested, `{m: {t, l}}` (read through the dotted fields `m.t`, `m.l`)."
+    if isinstance(line, bytes): return line
+    text, label = line
+    return json.dumps({"m": {"t": text, "l": label}, "t": 0} if nested else {"t": text, "l": label}).encode()
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(st.one_of(messy_line.map(lambda l: l if isinstance(l, bytes) else l.encode()),
-                                messy_line.map(lambda l: (l if isinstance(l, bytes) else l.encode()) + b"\r")), min_size=1, max_size=60),
+@given(lines=messy_file, nested=st.booleans(),
        final_newline=st.booleans(), noise=st.sampled_from(["drop", "majority"]),
        threshold=st.sampled_from([0.5, 0.8, 1.0]), max_per=st.sampled_from([0, 3]), min_per=st.sampled_from([0, 2]),
        test_size=st.sampled_from([0.2, 0.5]))
-def test_every_line_is_accounted_for(tmp_path_factory, lines, final_newline, noise, threshold, max_per, min_per, test_size):
+def test_every_line_is_accounted_for(tmp_path_factory, lines, nested, final_newline, noise, threshold, max_per, min_per, test_size):
     f = tmp_path_factory.mktemp("messy")/"raw.jsonl"
-    f.write_bytes(b"\n".join(lines) + (b"\n" if final_newline else b""))
+    f.write_bytes(b"\n".join(encode(l, nested) + (b"\r" if cr else b"") for l, cr in lines) + (b"\n" if final_newline else b""))
     n_lines = len(f.read_bytes().split(b"\n")) - (1 if f.read_bytes().endswith(b"\n") else 0)
-    s = CleanSettings(input_path=str(f), text_field="t", label_field="l", noise=noise, near_dup_threshold=threshold,
+    fields_ = ("m.t", "m.l") if nested else ("t", "l")
+    s = CleanSettings(input_path=str(f), text_field=fields_[0], label_field=fields_[1], noise=noise, near_dup_threshold=threshold,
                       max_per_label=max_per and max(max_per, min_per), min_per_label=min_per, test_size=test_size)
+    try: rows = read_jsonl(f, *fields_)[0]
+    except ValueError: rows = None  # no row at all: clean refuses below
+    if rows is not None and len(rows):  # deduplication keeps its promises, refused runs included
+        assert_same_as_brute_force(rows, threshold, noise)  # the rows and reasons the plain rules give on every cosine
+        kept, ledger = drop_duplicates(rows, threshold, noise)
+        assert_ledger_promises(rows, pd.DataFrame(ledger, columns=["line", "reason", "duplicate_of", "similarity"]), threshold)
+        event("near duplicates" if any(e["reason"] == "near_duplicate" for e in ledger) else "no near duplicates")
     try: res = clean(s)
     except ValueError as e:  # only the documented refusals
         assert any(m in str(e) for m in ("cannot be split", "no rows left", "is in none of", "is a JSON object", "is empty")), e
+        event("refused before publishing")
         return
     assert len(res.train) + len(res.test) + len(res.ledger) == n_lines
     ids = [*res.train.id, *res.test.id, *res.ledger.line]
     assert sorted(ids) == list(range(1, n_lines + 1))
     assert set(res.ledger.reason) <= set(REASONS)
     assert res.train.label.map(type).eq(str).all() and res.test.text.map(type).eq(str).all()
+    assert_ledger_promises(rows, res.ledger, threshold)
     out = publish_dataset(res, f.parent/"ds")
     assert published_lines(Path(out.location)) == n_lines
