@@ -37,3 +37,36 @@ def make_texts(n: int, dup_rate: float = 0.05, vocab: int = 20_000, zipf_a: floa
     out = [" ".join(texts[i]) for i in order]
     pairs = [tuple(sorted((int(pos[a]), int(pos[b])))) for a, b in pairs]
     return out, pairs
+
+
+def make_template_texts(n: int, around: int = 2_000, template_words: int = 14, seed: int = 0):
+    """`n` texts: `n - around` as `make_texts` (no injected copies), and `around` texts that each follow one template
+    with 1–2 word edits, spread through the file — a case that fills any top-n neighbour list."""
+    rng = np.random.default_rng(seed + 1)
+    base, _ = make_texts(n - around, dup_rate=0.0, seed=seed)
+    vocab = sorted({w for t in base[:5_000] for w in t.split()})
+    template = [f"t{i}" for i in range(template_words)]
+    variants = []
+    for _ in range(around):
+        t = list(template)
+        for _ in range(rng.integers(1, 3)):
+            op = rng.integers(3)
+            if op == 0: t[rng.integers(len(t))] = vocab[rng.integers(len(vocab))]
+            elif op == 1: t.insert(rng.integers(len(t) + 1), vocab[rng.integers(len(vocab))])
+            else: del t[rng.integers(len(t))]
+        variants.append(" ".join(t))
+    out = list(base)
+    for v, at in zip(variants, np.sort(rng.integers(0, n - around, around))[::-1]): out.insert(int(at), v)
+    return out
+
+
+def write_jsonl(path, n: int, labels: int = 20, flip: float = 0.05, seed: int = 0):
+    "A JSONL file of `n` synthetic texts (`make_texts`) with `label`s; a near copy keeps its original's label, `flip` of them not."
+    import json
+    texts, pairs = make_texts(n, seed=seed)
+    rng = np.random.default_rng(seed + 2)
+    lab = rng.integers(0, labels, n)
+    for a, b in pairs: lab[b] = lab[a] if rng.random() >= flip else rng.integers(0, labels)
+    with open(path, "w") as f:
+        for t, l in zip(texts, lab): f.write(json.dumps({"text": t, "label": f"intent_{l}"}) + "\n")
+    return path
