@@ -80,6 +80,8 @@ def _candidates(ptr, idx, plen, i, post_ptr, post_end, post_row, lo, hi, seen, t
     for p in range(ptr[i], ptr[i] + plen[i]):
         k = idx[p]
         q = post_end[k] - 1
+        if q >= post_ptr[k] and post_row[q] >= hi:  # skip the rows at or after hi: binary search (rows are ascending)
+            q = post_ptr[k] + np.searchsorted(post_row[post_ptr[k]:post_end[k]], hi) - 1
         while q >= post_ptr[k]:  # a posting list holds rows in ascending order: walk it down to lo
             j = post_row[q]
             if j < lo: break
@@ -170,6 +172,10 @@ def prefixes(
     same = Y is None
     Y = X if same else csr_matrix(Y)
     if X.shape[1] != Y.shape[1]: raise ValueError(f"X has {X.shape[1]} columns and Y {Y.shape[1]}: they must share one vocabulary")
+    for name, M in (("X", X), ("Y", Y)):  # the bounds hold for non-negative rows of norm at most 1 (TF-IDF vectors are)
+        if M.nnz and M.data.min() < 0: raise ValueError(f"{name} has negative entries: the search is exact only for non-negative vectors")
+        if M.nnz and (norm := np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel().max())) > 1 + 1e-6:
+            raise ValueError(f"{name} is not L2-normalised (a row has norm {norm:.4f}); normalise its rows first")
     V = X.shape[1]
     df = np.bincount(X.indices, minlength=V) + (0 if same else np.bincount(Y.indices, minlength=V))
     rank = np.empty(V, np.int64); rank[np.argsort(df, kind="stable")] = np.arange(V)
@@ -213,8 +219,15 @@ class _Pool:
 def _blocks(lo: int, hi: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, hi)) for s in range(lo, hi, size)]
 
-def _bar(n: int, desc: str, progress: bool | None):
-    return tqdm(total=n, desc=desc, unit="text", leave=False, disable=not (n >= 20_000 if progress is None else progress))
+class _bar:
+    "A progress bar over rows that worker threads may advance at once."
+    def __init__(self, n: int, desc: str, progress: bool | None):
+        self.bar = tqdm(total=n, desc=desc, unit="text", leave=False, disable=not (n >= 20_000 if progress is None else progress))
+        self.lock = threading.Lock()
+    def update(self, k: int):
+        with self.lock: self.bar.update(k)
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.bar.close()
 
 # %% ../nbs/01a_pairs.ipynb #4087cf1b
 def similar_pairs(
