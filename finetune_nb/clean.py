@@ -7,15 +7,16 @@ Docs: https://finetune-nb.github.io/finetune_nb/clean.html.md"""
 # %% ../nbs/01_clean.ipynb #5a2069f7
 from __future__ import annotations
 
-import csv, hashlib, json, math, os, time, unicodedata
+import csv, hashlib, json, math, time, unicodedata
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .data import DATA_FILES, REASONS, ledger_entry, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_secrets, check_target,
                               get_logger, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
                               sample_data, setting)
@@ -23,10 +24,9 @@ from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'NOISE_RULES', 'REASONS', 'CleanSettings', 'ledger_entry', 'get_field', 'label_to_str', 'read_jsonl',
-           'filter_labels', 'normalize_text', 'tfidf_vectors', 'resolve_groups', 'drop_duplicates', 'balance', 'split',
-           'leakage', 'CleanResult', 'clean', 'dataset_card', 'write_dataset', 'publish_dataset', 'run_clean',
-           'load_clean_dataset']
+__all__ = ['logger', 'NOISE_RULES', 'CleanSettings', 'filter_labels', 'normalize_text', 'tfidf_vectors', 'resolve_groups',
+           'drop_duplicates', 'balance', 'split', 'leakage', 'CleanResult', 'clean', 'dataset_card', 'write_dataset',
+           'publish_dataset', 'run_clean']
 
 # %% ../nbs/01_clean.ipynb #846cb780
 NOISE_RULES = ("drop", "majority")
@@ -57,6 +57,8 @@ class CleanSettings:
         elif self.text_field == self.label_field: errors.append(f"text_field and label_field are both {self.text_field!r}")
         if not 0 < self.test_size < 1: errors.append(f"test_size must be between 0 and 1, got {self.test_size}")
         if not 0 < self.near_dup_threshold <= 1: errors.append(f"near_dup_threshold must be in (0, 1], got {self.near_dup_threshold}")
+        elif round(self.near_dup_threshold, 6) != self.near_dup_threshold:  # ledger similarities have 6 decimals
+            errors.append(f"near_dup_threshold has at most 6 decimals, got {self.near_dup_threshold}")
         if self.noise not in NOISE_RULES: errors.append(f"noise must be one of {', '.join(NOISE_RULES)}, got {self.noise!r}")
         if self.min_per_label < 0 or self.max_per_label < 0: errors.append("min_per_label and max_per_label must be >= 0")
         if self.max_per_label and self.max_per_label < max(self.min_per_label, 2):
@@ -70,127 +72,6 @@ class CleanSettings:
             errors.append(f"labels both included and excluded: {sorted(both)}")
         if self.target: parse_target(self.target, repo_type="dataset")
         if errors: raise ValueError("invalid clean settings: " + "; ".join(errors))
-
-# %% ../nbs/01_clean.ipynb #997eb8e7
-REASONS = {
-    "not_utf8": "the line is not valid UTF-8",
-    "blank_line": "the line is empty or only whitespace",
-    "bad_json": "the line is not valid JSON",
-    "not_an_object": "the line is JSON, but not an object",
-    "missing_text": "the text field is absent",
-    "empty_text": "the text is null, empty or only whitespace",
-    "text_not_a_string": "the text is a number, boolean, list or object",
-    "missing_label": "the label field is absent or null",
-    "empty_label": "the label is an empty string",
-    "label_not_a_string": "the label is a float, boolean, list or object (integer labels become strings)",
-    "label_not_included": "labels_include is set and does not name this label",
-    "label_excluded": "labels_exclude names this label",
-    "exact_duplicate": "same text as the kept row `duplicate_of`, after NFKC, whitespace and case normalisation",
-    "near_duplicate": "TF-IDF cosine `similarity` >= near_dup_threshold with the kept row `duplicate_of`, the first such row",
-    "conflicting_labels": "noise='drop': its group (the row `duplicate_of` and the rows that joined it) carries different labels; all its rows are dropped",
-    "minority_label": "noise='majority': its group mostly carries another label; `duplicate_of` is the row kept for that label",
-    "label_tie": "noise='majority': its group carries different labels, none in the majority; all its rows are dropped",
-    "below_min_per_label": "its label has fewer rows than min_per_label",
-    "downsampled": "its label has more rows than max_per_label; seeded down-sampling left it out",
-    "too_few_to_split": "its label has a single row, too few to stratify into train and test",
-}
-
-def ledger_entry(line: int, reason: str, **info) -> dict:
-    "One ledger entry; `reason` must be one of `REASONS`, and `None` values are left out."
-    if reason not in REASONS: raise ValueError(f"unknown ledger reason {reason!r}")
-    return {"line": int(line), "reason": reason, **{k: v for k, v in info.items() if v is not None}}
-
-# %% ../nbs/01_clean.ipynb #ccaf7901
-_MISSING = object()
-
-def get_field(obj: dict, path: str):
-    "Value of `path` in `obj`: a key, or a dotted path into nested objects; `_MISSING` if absent."
-    if path in obj: return obj[path]
-    cur = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur: return _MISSING
-        cur = cur[part]
-    return cur
-
-# %% ../nbs/01_clean.ipynb #75b3d348
-def label_to_str(value) -> str | None:
-    "A label as a string: strings as they are, integers in decimal; `None` for every other type."
-    if isinstance(value, str): return value
-    if isinstance(value, int) and not isinstance(value, bool): return str(value)
-    return None
-
-# %% ../nbs/01_clean.ipynb #99e46488
-def _key_paths(obj: dict, prefix: str = "", depth: int = 3):
-    "Dotted paths of the keys of `obj`, nested objects included (up to `depth` levels)."
-    for k, v in obj.items():
-        yield prefix + k
-        if isinstance(v, dict) and depth > 1: yield from _key_paths(v, f"{prefix}{k}.", depth - 1)
-
-def _parse_line(raw: bytes, i: int, text_field: str, label_field: str | None, seen: Counter, has: Counter):
-    "`(text, label)` of line `i`, or a ledger entry saying why the line cannot be a row (`label_field=None`: no label)."
-    if raw.endswith(b"\r"): raw = raw[:-1]
-    try: s = raw.decode("utf-8")
-    except UnicodeDecodeError as e: return ledger_entry(i, "not_utf8", detail=f"byte {e.start}: {e.reason}")
-    if i == 1: s = s.removeprefix("\ufeff")
-    if not s.strip(): return ledger_entry(i, "blank_line")
-    try: obj = json.loads(s)
-    except json.JSONDecodeError as e: return ledger_entry(i, "bad_json", detail=f"column {e.colno}: {e.msg}")
-    except (ValueError, RecursionError) as e:  # e.g. an integer of 5,000 digits, or 100,000 nested brackets
-        return ledger_entry(i, "bad_json", detail=f"{type(e).__name__}: {str(e)[:100]}")
-    if not isinstance(obj, dict): return ledger_entry(i, "not_an_object", detail=f"a JSON {type(obj).__name__}")
-    if has["objects"] < 10_000: seen.update(set(_key_paths(obj)))  # enough to name the fields a file has
-    has["objects"] += 1
-    text = get_field(obj, text_field)
-    label = get_field(obj, label_field) if label_field else None
-    has["text"] += text is not _MISSING
-    has["label"] += label is not _MISSING
-    lbl = None if label is _MISSING or label is None else label_to_str(label)
-    if text is _MISSING: return ledger_entry(i, "missing_text", label=lbl)
-    if text is None or (isinstance(text, str) and not text.strip()): return ledger_entry(i, "empty_text", label=lbl)
-    if not isinstance(text, str): return ledger_entry(i, "text_not_a_string", detail=f"a JSON {type(text).__name__}", label=lbl)
-    if not label_field: return text, None
-    if label is _MISSING or label is None: return ledger_entry(i, "missing_label", text=text)
-    if lbl is None: return ledger_entry(i, "label_not_a_string", text=text, detail=f"{type(label).__name__}: {json.dumps(label)[:80]}")
-    if lbl == "": return ledger_entry(i, "empty_label", text=text)
-    return text, lbl
-
-# %% ../nbs/01_clean.ipynb #8f8295e0
-def _lines(path: Path):
-    "The lines of `path` as bytes without their `\\n`, streamed, with a progress bar over the bytes of large files."
-    size = path.stat().st_size
-    with open(path, "rb") as f, tqdm(total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, leave=False,
-                                     disable=size < 20_000_000) as bar:
-        done = 0
-        for k, raw in enumerate(f):
-            done += len(raw)
-            if k % 10_000 == 9_999: bar.update(done - bar.n)
-            yield raw[:-1] if raw.endswith(b"\n") else raw
-        bar.update(done - bar.n)
-
-def read_jsonl(
-    path: str | Path,  # JSONL file, one object a line
-    text_field: str,  # field (or dotted path) holding the text
-    label_field: str | None,  # field (or dotted path) holding the label; None: texts only (labels all None)
-    what: str = "input_path",  # the setting that named the file, for error messages
-) -> tuple[pd.DataFrame, list[dict], int]:
-    "Rows (`id` = line number, `text`, `label`), ledger entries for the lines that are not rows, and the line count."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
-    ids, texts, labels, ledger, seen, has, n = [], [], [], [], Counter(), Counter(), 0
-    for n, raw in enumerate(_lines(path), 1):
-        r = _parse_line(raw, n, text_field, label_field, seen, has)
-        if isinstance(r, dict): ledger.append(r)
-        else: ids.append(n); texts.append(r[0]); labels.append(r[1])
-    if not n: raise ValueError(f"{path} is empty")
-    if not has["objects"]: raise ValueError(f"{path}: none of its {n} lines is a JSON object (first problem: "
-                                            f"line {ledger[0]['line']}, {ledger[0]['reason']})")
-    for name, f, key in (("text_field", text_field, "text"), ("label_field", label_field, "label")):
-        if f and not has[key]:
-            present = ", ".join(k for k, _ in seen.most_common(30))
-            raise ValueError(f"{path}: {name} {f!r} is in none of its {has['objects']} JSON objects; fields present: {present}")
-    df = pd.DataFrame({"id": np.array(ids, dtype=np.int64), "text": pd.Series(texts, dtype=object),
-                       "label": pd.Series(labels, dtype=object)})
-    return df, ledger, n
 
 # %% ../nbs/01_clean.ipynb #f9b90586
 def filter_labels(
@@ -226,73 +107,77 @@ def tfidf_vectors(texts: list[str]):
 # %% ../nbs/01_clean.ipynb #c39f3f9d
 def resolve_groups(
     df: pd.DataFrame,  # rows, in `id` order
-    codes: np.ndarray,  # per row: its key's number, keys numbered in order of first appearance
-    lead: np.ndarray,  # per key: the leader key it joined (itself for a leader)
-    sim: np.ndarray,  # per key: its cosine to its leader
+    codes: np.ndarray,  # per row: its key's number
+    group_keys,  # group_keys(keys) -> (leader, cosine to it) per key number, keys grouped in the order given
     noise: str = "drop",  # 'drop' or 'majority' when a group's labels disagree
-    cosine=None,  # `cosine(a, b)` of key numbers (arrays), to regroup under 'majority'; None: groups are exact copies
-    threshold: float | None = None,  # near_dup_threshold, to regroup under 'majority'
+    cosine=None,  # cosine(a, b) of key numbers (arrays), for the rows a dropped row names; None: groups are exact copies
 ) -> tuple[pd.DataFrame, list[dict]]:
-    "Keep one row per group (a leader key and the keys that joined it), following `noise` where its labels disagree."
-    from finetune_nb.pairs import EPS
+    "Keep one row per group (a leader key and the keys that joined it), resolving groups whose labels disagree by `noise`."
     if noise not in NOISE_RULES: raise ValueError(f"noise must be one of {NOISE_RULES}, got {noise!r}")
-    codes, lead, sim = np.asarray(codes), np.asarray(lead), np.asarray(sim)
-    group = lead[codes]
+    codes = np.asarray(codes)
     ids, labels, texts = df["id"].to_numpy(), df["label"].to_numpy(object), df["text"].to_numpy(object)
-    pos = np.nonzero(np.bincount(group, minlength=len(lead))[group] > 1)[0]  # rows of groups with more than one row
-    g = pd.DataFrame({"g": group[pos], "pos": pos, "label": labels[pos]}).groupby("g")
-    first = g["pos"].transform("min").to_numpy()
-    mixed = g["label"].transform("nunique").to_numpy() > 1
-    def entry(p, reason, to, **kw):  # a ledger entry for row p, a copy of row `to`
-        c, ct = codes[p], codes[to] if to is not None else None
-        s = None if to is None or c == ct else round(float(sim[c] if ct == lead[c] else cosine(np.array([c]), np.array([ct]))[0]), 4)
+    alive, ledger = np.ones(len(df), dtype=bool), []
+    def entry(p, reason, to, **kw):  # row p's ledger entry, naming row `to` and its cosine to it (omitted for the same key)
+        same = to is None or codes[p] == codes[to]
+        s = None if same else float(sim[codes[p]] if lead[codes[p]] == codes[to] else cosine(codes[[p]], codes[[to]])[0])
         return ledger_entry(ids[p], reason, label=labels[p], text=texts[p], duplicate_of=None if to is None else int(ids[to]),
-                            similarity=s, **kw)
-    ledger = [entry(p, "exact_duplicate" if codes[p] == codes[f] else "near_duplicate", f)
-              for p, f in zip(pos[~mixed & (pos != first)], first[~mixed & (pos != first)])]
-    drop = list(pos[~mixed & (pos != first)])
-    for rows in pd.Series(pos[mixed]).groupby(group[pos[mixed]]).apply(list):
-        counts = Counter(labels[rows]).most_common()
-        if noise == "drop" or counts[0][1] == counts[1][1]:
-            reason, names = ("conflicting_labels" if noise == "drop" else "label_tie"), sorted(l for l, _ in counts)
-            ledger += [entry(p, reason, None if p == rows[0] else rows[0], labels=names) for p in rows]
-            drop += rows
-            continue
-        kept = []  # rows kept for the majority label, in order
-        for p in (p for p in rows if labels[p] == counts[0][0]):
-            same = [k for k in kept if codes[k] == codes[p]]
-            near = [] if same or not kept or cosine is None else \
-                   [k for k, s in zip(kept, cosine(np.full(len(kept), codes[p]), codes[kept])) if s >= threshold - EPS]
-            if same or near:
-                ledger.append(entry(p, "exact_duplicate" if same else "near_duplicate", (same or near)[0])); drop.append(p)
-            else: kept.append(p)
-        for p in (p for p in rows if labels[p] != counts[0][0]):
-            ledger.append(entry(p, "minority_label", kept[0])); drop.append(p)
+                            similarity=None if s is None else round(min(s, 1.0), 6), **kw)
+    while True:
+        pos = np.nonzero(alive)[0]
+        lead, sim = group_keys(pd.unique(codes[pos]))  # keys in the order of their first remaining row
+        groups = pd.DataFrame({"g": lead[codes[pos]], "pos": pos, "label": labels[pos]}).groupby("g", sort=False)
+        mixed = groups["label"].transform("nunique").to_numpy() > 1
+        for rows in pd.Series(pos[mixed]).groupby(lead[codes[pos[mixed]]], sort=False).apply(list):
+            counts, first = Counter(labels[rows]).most_common(), rows[0]
+            if noise == "drop" or counts[0][1] == counts[1][1]:
+                reason, names = ("conflicting_labels" if noise == "drop" else "label_tie"), sorted(l for l, _ in counts)
+                ledger += [entry(p, reason, None if p == first else first, labels=names) for p in rows]
+                alive[rows] = False
+            else:
+                winner = next(p for p in rows if labels[p] == counts[0][0])
+                ledger += [entry(p, "minority_label", winner) for p in rows if labels[p] != counts[0][0]]
+                alive[[p for p in rows if labels[p] != counts[0][0]]] = False
+        if noise == "drop" or not mixed.any(): break  # dropping whole groups leaves the others as they were
+    pos = np.nonzero(alive)[0]
+    frame = pd.DataFrame({"g": lead[codes[pos]], "pos": pos})
+    first = frame.groupby("g", sort=False)["pos"].transform("min").to_numpy()
+    dup = pos != first
+    ledger += [entry(p, "exact_duplicate" if codes[p] == codes[f] else "near_duplicate", f) for p, f in zip(pos[dup], first[dup])]
+    alive[pos[dup]] = False
     ledger.sort(key=lambda e: e["line"])
-    return df.drop(index=df.index[np.array(drop, dtype=np.int64)]), ledger
+    return df[alive], ledger
 
 # %% ../nbs/01_clean.ipynb #83f2eee7
 def drop_duplicates(
     df: pd.DataFrame,  # rows, in `id` order
     threshold: float | None = 0.8,  # TF-IDF cosine from which texts are near duplicates; None: exact copies only
     noise: str = "drop",  # 'drop' or 'majority' when a group's labels disagree
-    info: dict | None = None,  # filled with what the search did (keys, leaders, candidates verified, seconds)
+    info: dict | None = None,  # filled with what the search did (keys, leaders, candidates verified, rounds, seconds)
 ) -> tuple[pd.DataFrame, list[dict]]:
     "Keep one row of each group of exact and near duplicates; ledger entries carry `duplicate_of` and `similarity`."
     from finetune_nb.pairs import leaders  # numba: imported only when rows are compared
     t0 = time.time()
     key = [normalize_text(t) for t in tqdm(df["text"], desc="normalising", unit="text", leave=False, disable=len(df) < 200_000)]
     codes, uniq = pd.factorize(pd.Series(key, dtype=object))
-    n, search = len(uniq), {}
+    n, search = len(uniq), {"candidates": 0, "rounds": 0}
     if threshold is not None and n > 1:
         logger.info("near duplicates: %d distinct texts of %d rows, TF-IDF cosine >= %s", n, len(df), threshold)
     X = tfidf_vectors(list(uniq)) if threshold is not None and n > 1 else None
-    lead, sim = (np.arange(n), np.ones(n)) if X is None else leaders(X, threshold, info=search)
+    def group_keys(keys):  # leader clustering of `keys`, in the order given
+        lead, sim = np.full(n, -1, dtype=np.int64), np.zeros(n)
+        if X is None: lead[keys], sim[keys] = keys, 1.0
+        else:
+            found = {}
+            l, s = leaders(X[keys], threshold, info=found)
+            lead[keys], sim[keys] = keys[l], s
+            search["candidates"] += found["candidates"]; search["rounds"] += 1
+        return lead, sim
     cosine = None if X is None else (lambda a, b: np.asarray(X[a].multiply(X[b]).sum(axis=1)).ravel())
-    kept, ledger = resolve_groups(df, codes, lead, sim, noise, cosine, threshold)
+    kept, ledger = resolve_groups(df, codes, group_keys, noise, cosine)
     if info is not None:
-        info.update(threshold=threshold, rows=len(df), keys=n, leaders=int((lead == np.arange(n)).sum()),
-                    candidates_verified=search.get("candidates", 0), seconds=round(time.time() - t0, 2))
+        kept_keys = len(set(codes[df.index.get_indexer(kept.index)]))
+        info.update(threshold=threshold, rows=len(df), keys=n, kept_keys=kept_keys, candidates_verified=search["candidates"],
+                    search_rounds=search["rounds"], seconds=round(time.time() - t0, 2))
     return kept, ledger
 
 # %% ../nbs/01_clean.ipynb #8bca381f
@@ -359,7 +244,7 @@ def leakage(
     j, s = best_matches(X[cb], X[keys], threshold, desc="leakage check")
     out = []
     for r in np.nonzero(~np.isnan(exact) | (j >= 0))[0]:
-        t, sim = (int(exact[r]), 1.0) if not np.isnan(exact[r]) else (int(first.iloc[j[r]]), round(float(s[r]), 4))
+        t, sim = (int(exact[r]), 1.0) if not np.isnan(exact[r]) else (int(first.iloc[j[r]]), round(float(s[r]), 6))
         out.append({"id": int(other["id"].iloc[r]), "train_id": int(train["id"].iloc[t]), "similarity": sim,
                     "exact": not np.isnan(exact[r]), "text": other["text"].iloc[r]})
     return out
@@ -387,6 +272,8 @@ def clean(settings: CleanSettings) -> CleanResult:
     if s.reference_test and not Path(s.reference_test).is_file():
         raise FileNotFoundError(f"{s.reference_test}: no such file (reference_test)")
     df, ledger, n_lines = read_jsonl(path, s.text_field, s.label_field)
+    if s.reference_test:  # read (and checked) before any work: only its texts are compared, so labels may be absent
+        ref_rows, ref_ledger, ref_lines = read_jsonl(s.reference_test, s.text_field, None, "reference_test")
     stages, labels_read, dedup = [("read", len(df))], df["label"].value_counts(), {}
     logger.info("%s: %d lines, %d rows, %d labels", path, n_lines, len(df), len(labels_read))
     for name, fn in [("label filters", lambda d: filter_labels(d, s.labels_include, s.labels_exclude)),
@@ -409,7 +296,6 @@ def clean(settings: CleanSettings) -> CleanResult:
                              leaks[0]["id"], leaks[0]["train_id"], leaks[0]["similarity"])
     ref = None
     if s.reference_test:
-        ref_rows, ref_ledger, ref_lines = read_jsonl(s.reference_test, s.text_field, None, "reference_test")
         found = leakage(train, ref_rows, s.near_dup_threshold)
         ref = {"path": str(s.reference_test), "lines": ref_lines, "rows": len(ref_rows), "unreadable_lines": len(ref_ledger),
                "unreadable": dict(Counter(e["reason"] for e in ref_ledger).most_common()),
@@ -455,8 +341,7 @@ def dataset_card(result: CleanResult) -> str:
     st, s = result.stats, result.stats["settings"]
     data = DatasetCardData(
         task_categories=["text-classification"], size_categories=[_size_category(len(result.train) + len(result.test))],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train.parquet"},
-                                                           {"split": "test", "path": "data/test.parquet"}]}],
+        configs=[{"config_name": "default", "data_files": [{"split": s, "path": p} for s, p in DATA_FILES.items()]}],
         tags=["finetune_nb"])
     stage_rows = "\n".join(f"| {x['stage']} | {x['rows']} |" for x in st["stages"])
     drop_rows = "\n".join(f"| `{k}` | {v} | {REASONS[k]} |" for k, v in st["dropped"].items())
@@ -491,9 +376,10 @@ ds = load_dataset("<this folder or repo>")  # splits: train ({st['splits']['trai
 |---|---|---|
 {drop_rows}
 
-Near duplicates are groups formed around kept rows, in input order: a text joins the first kept text it
-reaches TF-IDF cosine {s['near_dup_threshold']} with (found by an exact search), so each `near_duplicate` in
-`dropped.jsonl` names a kept row (`duplicate_of`) at the cosine it states (`similarity`).
+Near duplicates are groups formed around kept rows, in input order: a text joins the first earlier text
+that leads a group and that it reaches TF-IDF cosine {s['near_dup_threshold']} with (found by an exact search), so each
+`near_duplicate` in `dropped.jsonl` names the first kept row it reaches (`duplicate_of`) at the cosine it states
+(`similarity`), and no two kept rows are that close.
 
 ## Labels
 
@@ -518,11 +404,11 @@ def write_dataset(result: CleanResult, folder: str | Path) -> Path:
     "Write the splits, ledger, stats and card into `folder` (the layout `publish_dataset` publishes)."
     import pyarrow as pa, pyarrow.parquet as pq
     folder = Path(folder)
-    (folder/"data").mkdir(parents=True, exist_ok=True)
+    for f in DATA_FILES.values(): (folder/f).parent.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([("id", pa.int64()), ("text", pa.string()), ("label", pa.string())])
     for name, df in (("train", result.train), ("test", result.test)):
         df = df[["id", "text", "label"]]
-        pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), folder/"data"/f"{name}.parquet")
+        pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), folder/DATA_FILES[name])
         df.to_csv(folder/f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)  # texts and labels quoted
     with open(folder/"dropped.jsonl", "w", encoding="utf-8") as f:
         for e in result.ledger.to_dict("records"):
@@ -549,20 +435,3 @@ def run_clean(settings: CleanSettings) -> tuple[CleanResult, Publication]:
     result = clean(settings)
     pub = publish_dataset(result, target, settings.overwrite, settings.private)
     return result, pub
-
-# %% ../nbs/01_clean.ipynb #1aa325db
-def load_clean_dataset(
-    target: str | Path,  # what `publish_dataset` wrote: a local folder or hf://datasets/user/name[@rev]
-):
-    "The published `train`/`test` splits as a `datasets.DatasetDict`."
-    from datasets import load_dataset
-    t = parse_target(target, repo_type="dataset")
-    if t.is_hub: return load_dataset(t.repo_id, revision=t.revision)
-    from huggingface_hub import DatasetCard
-    card = t.path/"README.md"
-    if not card.is_file(): raise FileNotFoundError(f"{t.path} is not a dataset published by the cleaning step (no README.md)")
-    configs = DatasetCard.load(card).data.to_dict().get("configs") or []
-    files = {f["split"]: str((t.path/f["path"]).resolve()) for c in configs if c.get("config_name") == "default"
-             for f in c["data_files"]}
-    if set(files) != {"train", "test"}: raise ValueError(f"{card}: its configs name splits {sorted(files)}, not train and test")
-    return load_dataset("parquet", data_files=files)

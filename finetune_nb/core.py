@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes, errno, json, logging, netrc, os, platform, re, shutil, sys, tempfile, time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse

@@ -8,14 +8,14 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 from __future__ import annotations
 
 import functools, hashlib, json, os, time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .clean import load_clean_dataset, read_jsonl
+from .data import MAX_LENGTH, effective_max_length, load_clean_dataset, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, run_folder,
                               set_threads, setting)
@@ -31,7 +31,7 @@ __all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics
 @dataclass
 class EvalSettings:
     "Settings of the evaluation step."
-    model: str = setting("", "fine-tuned model: folder, Hub id or hf://user/name; empty: train one on the bundled sample first")
+    model: str = setting("", "fine-tuned model (folder, Hub id or hf://user/name) that 02_train published; empty, in this notebook: train one on the bundled sample first")
     revision: str = setting("", "branch, tag or commit of a Hub model; empty: the default branch")
     dataset: str = setting("", "cleaned dataset (folder or hf://datasets/user/name) to evaluate on; empty: the model's own data")
     split: str = setting("test", "split of `dataset` to evaluate")
@@ -72,11 +72,10 @@ class Classifier:
         model: str,  # folder, Hub id, or hf://user/name
         revision: str | None = None,  # Hub branch, tag or commit
         device: str | None = None,  # 'cuda', 'mps' or 'cpu'; None: the best available
-        max_length: int = 512,  # longest input in tokens (capped by the model's limits)
+        max_length: int = MAX_LENGTH,  # longest input in tokens (capped by the length the model was trained at)
     ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from finetune_nb.train import effective_max_length
         if model.startswith("hf://"): self.name = parse_target(model, repo_type="model").repo_id
         else: self.name = str(Path(model).resolve()) if Path(model).is_dir() else model
         self.revision = revision or None
@@ -87,6 +86,7 @@ class Classifier:
         cfg = self.model.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.max_length = effective_max_length(self.tokenizer, cfg, max_length)
+        self.cut = np.zeros(0, dtype=bool)  # which texts of the last `predict` were longer than `max_length`
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -99,6 +99,16 @@ class Classifier:
                     for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
         return "sha256:" + h.hexdigest()[:16]
 
+    def encode(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
+        "Token ids of each text, cut at `max_length` as in training, and which texts were cut."
+        ids = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+        cut = np.array([len(x) > self.max_length for x in ids], dtype=bool)
+        if cut.any():
+            long = np.nonzero(cut)[0]
+            for i, x in zip(long, self.tokenizer([texts[i] for i in long], truncation=True, max_length=self.max_length)["input_ids"]):
+                ids[i] = x
+        return ids, cut
+
     def predict(
         self,
         texts: list[str],
@@ -109,7 +119,7 @@ class Classifier:
         "Top-k labels (best first) and their softmax scores for each text, in input order."
         import torch
         k = min(top_k, len(self.labels))
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        enc, self.cut = self.encode(texts)
         order = np.argsort([len(x) for x in enc], kind="stable")
         top_ids, top_scores = np.zeros((len(enc), k), dtype=np.int64), np.zeros((len(enc), k), dtype=np.float32)
         with torch.inference_mode():
@@ -219,9 +229,10 @@ class EvalResult:
     output: Path  # the JSONL file; metrics.json is beside it
 
 # %% ../nbs/03_eval.ipynb #2f20c253
-def _record(row, labels, scores, top_k, model, fingerprint, revision=None) -> dict:
+def _record(row, labels, scores, top_k, model, fingerprint, revision=None, cut=False) -> dict:
     label = None if pd.isna(row.label) else row.label
-    r = {"id": int(row.id), "text": row.text, "label": label, "top_labels": labels, "top_scores": [round(float(x), 6) for x in scores]}
+    r = {"id": int(row.id), "text": row.text, "label": label, "top_labels": labels, "top_scores": [round(float(x), 6) for x in scores],
+         "truncated": bool(cut)}
     if label is not None:
         r.update({f"correct@{k}": int(row.label in labels[:k]) for k in range(1, top_k + 1)})
     return {**r, "model": model, "revision": revision, "fingerprint": fingerprint}
@@ -255,14 +266,16 @@ def evaluate(
         for start in range(0, len(todo), chunk):
             part = todo.iloc[start:start + chunk]
             labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size)
-            append_records(out, [_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision)
-                                 for r, l, sc in zip(part.itertuples(), labels, scores)])
+            append_records(out, [_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c)
+                                 for r, l, sc, c in zip(part.itertuples(), labels, scores, clf.cut)])
             bar.update(len(part))
     recs = {r["id"]: r for r in read_records(out)}
     records = pd.DataFrame([recs[i] for i in rows["id"] if i in recs])
     labelled = records[records["label"].notna()]
     metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, **source,
-               "rows": len(records), "labelled": len(labelled), "unlabelled": len(records) - len(labelled)}
+               "rows": len(records), "labelled": len(labelled), "unlabelled": len(records) - len(labelled),
+               "truncated": {"max_length": clf.max_length,
+                             "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0}}
     if len(labelled):
         metrics["fine_tuned"] = topk_metrics(labelled["label"].tolist(), labelled["top_labels"].tolist(), clf.labels, k)
     if s.zero_shot_model and len(labelled):
@@ -327,17 +340,11 @@ def hub_repo_id(model: str) -> str:
     return parse_target(model, repo_type="model").repo_id if model.startswith("hf://") else model
 
 def run_eval(s: EvalSettings) -> EvalResult:
-    "The step as one call: train a model on the bundled sample if none is given, evaluate, report."
-    from finetune_nb.train import TrainSettings, run_train
-    folder = run_folder("eval")
-    output = s.output or str(folder/"predictions.jsonl")
+    "The step as one call: evaluate the published model on its data (or `s.dataset`, or `s.examples`), report."
+    if not s.model: raise ValueError(
+        "no model given: set model to the folder (or Hub id) that 02_train published; `finetune-nb` trains one first")
+    output = s.output or str(run_folder("eval")/"predictions.jsonl")
     model, dataset = s.model, s.dataset
-    if not model:
-        from finetune_nb.clean import CleanSettings, run_clean
-        logger.info("no model given: cleaning the bundled sample and training a model on it first")
-        _, data = run_clean(CleanSettings(target=str(folder/"dataset")))
-        _, pub = run_train(TrainSettings(dataset=data.location, target=str(folder/"model"), wandb_mode="disabled", threads=s.threads))
-        model = pub.location
     if not dataset and not s.examples:
         info = Path(model)/"train_metrics.json"
         if not info.is_file() and not Path(model).exists():  # a Hub model: its train_metrics.json names its data
@@ -354,6 +361,8 @@ def run_eval(s: EvalSettings) -> EvalResult:
         logger.info("%d rows: top-1 %.4f, top-2 %s, top-3 %s, macro-F1 %.4f", m["labelled"], f["top1_accuracy"],
                     f.get("top2_accuracy"), f.get("top3_accuracy"), f["macro_f1"])
     if m["unlabelled"]: logger.info("%d unlabelled rows predicted (no correctness flags)", m["unlabelled"])
+    if m["truncated"]["rows"]: logger.info("%d texts were longer than %d tokens and cut, as in training", m["truncated"]["rows"],
+                                           m["truncated"]["max_length"])
     if not model.startswith("hf://") and Path(model).is_dir() and update_card(model, m): logger.info("test metrics added to %s/README.md", model)
     m["wandb_run"] = log_to_wandb(s, m)
     (res.output.parent/"metrics.json").write_text(json.dumps(m, indent=1, default=json_default) + "\n", encoding="utf-8")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .clean import CleanSettings, load_clean_dataset, run_clean
+from .data import effective_max_length, load_clean_dataset
 from .core import (Publication, check_no_secrets, check_target, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
@@ -23,9 +23,8 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
-           'split_train_val', 'effective_max_length', 'tokenize', 'classification_metrics', 'compute_metrics',
-           'balanced_weights', 'weighted_loss', 'default_learning_rate', 'TrainResult', 'train', 'model_card',
-           'publish_model', 'run_train']
+           'split_train_val', 'tokenize', 'classification_metrics', 'compute_metrics', 'balanced_weights',
+           'weighted_loss', 'default_learning_rate', 'TrainResult', 'train', 'model_card', 'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -33,7 +32,7 @@ CLASS_WEIGHTS = ("none", "balanced")
 @dataclass
 class TrainSettings:
     "Settings of the training step."
-    dataset: str = setting("", "cleaned dataset: folder or hf://datasets/user/name; empty: clean the bundled sample first")
+    dataset: str = setting("", "cleaned dataset (folder or hf://datasets/user/name) that 01_clean published; empty, in this notebook: clean the bundled sample first")
     base_model: str = setting("", "Hub id or local folder; empty: the offline all-MiniLM-L6-v2 (real runs: microsoft/deberta-v3-base)")
     revision: str = setting("", "branch, tag or commit of base_model on the Hub; empty: the default branch")
     target: str = setting("", "local folder or hf://user/name for the model; empty: runs/<time>-train/model")
@@ -135,11 +134,6 @@ def split_train_val(
     return rest.sort_values("id").reset_index(drop=True), val.sort_values("id").reset_index(drop=True)
 
 # %% ../nbs/02_train.ipynb #33b09333
-def effective_max_length(tokenizer, config, max_length: int = 512) -> int:
-    "`max_length` capped at 512, the model's position embeddings and the tokenizer's declared limit."
-    limits = [max_length, 512, getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    return min(int(l) for l in limits if l and 0 < l < 1_000_000)
-
 def tokenize(
     df: pd.DataFrame,  # rows with `id`, `text`, `label`
     tokenizer,  # a `transformers` tokenizer
@@ -209,7 +203,6 @@ def _checkpoint_dir(s: TrainSettings, target: str) -> Path:
 # %% ../nbs/02_train.ipynb #a6acecd1
 def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     "Fine-tune `settings.base_model` on `settings.dataset`; returns the best checkpoint's validation metrics and the trainer."
-    import torch, transformers
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               EarlyStoppingCallback, Trainer, TrainingArguments)
     from transformers.trainer_utils import get_last_checkpoint
@@ -233,6 +226,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         base, revision=revision, id2label=id2label, label2id=label2id,
         ignore_mismatched_sizes=True)  # a base that already has a head of another size gets a new one
     L = effective_max_length(tokenizer, model.config, s.max_length)
+    tokenizer.model_max_length = L  # the tokenization contract: published with the model, so evaluation cuts where training did
     lr = default_learning_rate(model.num_parameters()) if not s.learning_rate else s.learning_rate
     train_ds, val_ds = tokenize(train_df, tokenizer, label2id, L), tokenize(val_df, tokenizer, label2id, L)
     truncated = {"train": int(sum(train_ds["truncated"])), "validation": int(sum(val_ds["truncated"]))}
@@ -333,6 +327,8 @@ clf = pipeline("text-classification", model="<this folder or repo>", top_k=3)
 clf("my card has not arrived")
 ```
 
+The tokenizer cuts inputs at {info['max_length']} tokens (its `model_max_length`), as in training.
+
 ## Training
 
 {s['epochs']} epochs, batch {s['batch_size']} x {s['gradient_accumulation']} accumulation, learning rate {info['learning_rate']},
@@ -365,15 +361,13 @@ def publish_model(result: TrainResult, target: str, overwrite: bool = False, pri
     return pub
 
 def run_train(settings: TrainSettings, callbacks=()) -> tuple[TrainResult, Publication | None]:
-    "The step as one call: check the target, clean the bundled sample if no dataset is given, train, publish."
+    "The step as one call: check the target, train on the cleaned dataset, publish."
     import wandb
+    if not settings.dataset: raise ValueError(
+        "no dataset given: set dataset to the folder (or hf://datasets/user/name) that 01_clean published; "
+        "`finetune-nb` cleans a raw JSONL file first")
     target = settings.target or str(run_folder("train")/"model")
-    t = check_target(parse_target(target, repo_type="model"), settings.overwrite)  # refuse before any work
-    if not settings.dataset:  # the sample's cleaned copy is kept beside the model, so the model card can name it
-        data_target = t.path.parent/"dataset" if not t.is_hub else run_folder("train")/"dataset"
-        logger.info("no dataset given: cleaning the bundled sample into %s first", data_target)
-        _, data = run_clean(CleanSettings(target=str(data_target), seed=settings.seed, overwrite=settings.overwrite))
-        settings = TrainSettings(**{**asdict(settings), "dataset": data.location})
+    check_target(parse_target(target, repo_type="model"), settings.overwrite)  # refuse before any work
     try:
         result = train(settings, target, callbacks)
         pub = publish_model(result, target, settings.overwrite, settings.private)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
 from conftest import NBS, assert_parameters_mirror
-from finetune_nb.clean import (REASONS, CleanSettings, clean, drop_duplicates, load_clean_dataset, normalize_text, publish_dataset,
-                               read_jsonl, run_clean, tfidf_vectors)
+from finetune_nb.clean import CleanSettings, clean, drop_duplicates, normalize_text, publish_dataset, run_clean, tfidf_vectors
+from finetune_nb.data import REASONS, load_clean_dataset, read_jsonl
 from finetune_nb.core import sample_data
 from finetune_nb.testing import HubStub
 
@@ -36,60 +36,73 @@ DEDUP = {"exact_duplicate", "near_duplicate", "conflicting_labels", "minority_la
 
 
 def reference_dedup(df: pd.DataFrame, threshold: float | None, noise: str) -> tuple[list[int], dict]:
-    "The deduplication rules of 01_clean written plainly, on every cosine (dense): kept ids, and {line: (reason, duplicate_of)}."
+    "The deduplication rules, written plainly on every cosine: kept ids, and {line: (reason, duplicate_of)}."
     keys = [normalize_text(t) for t in df.text]
-    uniq = list(dict.fromkeys(keys))
-    code = {k: n for n, k in enumerate(uniq)}
-    G = (lambda X: (X @ X.T).toarray())(tfidf_vectors(uniq)) if threshold is not None and len(uniq) > 1 else np.eye(len(uniq))
-    def near(a, b): return a == b or (threshold is not None and G[a, b] >= threshold - 1e-9)
-    leaders, lead = [], {}
-    for b in range(len(uniq)):  # in input order, a key joins the first leader it is near, or leads
-        hit = np.nonzero(G[b, leaders] >= threshold - 1e-9)[0] if leaders and threshold is not None else []
-        lead[b] = leaders[hit[0]] if len(hit) else b
-        if lead[b] == b: leaders.append(b)
-    groups = {}
-    for r, k in zip(df.itertuples(), keys): groups.setdefault(lead[code[k]], []).append((r, code[k]))
-    kept, out = [], {}
-    for rows in groups.values():
-        (first, cf), counts = rows[0], Counter(r.label for r, _ in rows).most_common()
-        if len(counts) == 1:
-            kept.append(first.id)
-            out.update({r.id: ("exact_duplicate" if c == cf else "near_duplicate", first.id) for r, c in rows[1:]})
-        elif noise == "drop" or counts[0][1] == counts[1][1]:
-            out.update({r.id: ("conflicting_labels" if noise == "drop" else "label_tie", None if r is first else first.id) for r, _ in rows})
-        else:
-            ks = []
-            for r, c in rows:
-                if r.label != counts[0][0]: continue
-                same = [k for k, kc in ks if kc == c]
-                near_ = [k for k, kc in ks if near(kc, c)]
-                if same: out[r.id] = ("exact_duplicate", same[0].id)
-                elif near_: out[r.id] = ("near_duplicate", near_[0].id)
-                else: ks.append((r, c)); kept.append(r.id)
-            out.update({r.id: ("minority_label", ks[0][0].id) for r, _ in rows if r.label != counts[0][0]})
+    code = {k: n for n, k in enumerate(dict.fromkeys(keys))}
+    G = (lambda X: (X @ X.T).toarray())(tfidf_vectors(list(code))) if threshold is not None and len(code) > 1 else np.eye(len(code))
+    t = 2.0 if threshold is None else threshold - 1e-9  # exact copies only: no cosine is enough
+    rows = [(r.id, r.label, code[k]) for r, k in zip(df.itertuples(), keys)]  # in input order
+    alive, out = list(range(len(rows))), {}
+    while True:  # group the rows that are left; settle the groups whose labels disagree; again until none does
+        leaders, lead = [], {}
+        for b in dict.fromkeys(rows[p][2] for p in alive):  # keys in the order of their first remaining row
+            hit = np.nonzero(G[b, leaders] >= t)[0] if leaders else []
+            lead[b] = leaders[hit[0]] if len(hit) else b
+            if lead[b] == b: leaders.append(b)
+        groups = {}
+        for p in alive: groups.setdefault(lead[rows[p][2]], []).append(p)
+        mixed = [g for g in groups.values() if len({rows[p][1] for p in g}) > 1]
+        if not mixed: break
+        gone = set()
+        for g in mixed:
+            counts = Counter(rows[p][1] for p in g).most_common()
+            if noise == "drop" or counts[0][1] == counts[1][1]:
+                reason = "conflicting_labels" if noise == "drop" else "label_tie"
+                out.update({rows[p][0]: (reason, None if p == g[0] else rows[g[0]][0]) for p in g}); gone |= set(g)
+            else:
+                winner = next(p for p in g if rows[p][1] == counts[0][0])
+                out.update({rows[p][0]: ("minority_label", rows[winner][0]) for p in g if rows[p][1] != counts[0][0]})
+                gone |= {p for p in g if rows[p][1] != counts[0][0]}
+        alive = [p for p in alive if p not in gone]
+    kept = []
+    for g in groups.values():
+        kept.append(rows[g[0]][0])
+        out.update({rows[p][0]: ("exact_duplicate" if rows[p][2] == rows[g[0]][2] else "near_duplicate", rows[g[0]][0]) for p in g[1:]})
     return sorted(kept), out
 
 
 def assert_same_as_brute_force(df: pd.DataFrame, threshold: float | None, noise: str):
-    "drop_duplicates keeps the rows, and ledgers the reasons and kept rows, that the plain rules on every cosine give."
+    "drop_duplicates keeps the rows, and ledgers the reasons and kept rows, that the plain rules give on every cosine."
     kept, ledger = drop_duplicates(df, threshold, noise)
     want_kept, want = reference_dedup(df, threshold, noise)
     assert kept.id.tolist() == want_kept
     assert {e["line"]: (e["reason"], e.get("duplicate_of")) for e in ledger} == want
 
 
-def assert_ledger_promises(rows: pd.DataFrame, ledger: pd.DataFrame, threshold: float):
-    "Every near_duplicate names a row kept by deduplication, at the cosine it states, which reaches the threshold."
-    near = ledger[ledger.reason == "near_duplicate"]
-    if near.empty: return
-    dropped_by_dedup = set(ledger.line[ledger.reason.isin(DEDUP)])
-    assert not set(near.duplicate_of.astype(int)) & dropped_by_dedup
-    keys = rows.text.map(normalize_text)
+def assert_dedup_promises(rows: pd.DataFrame, ledger: pd.DataFrame, threshold: float):
+    """What the ledger promises, checked on the final rows alone: no two rows kept by deduplication are within the threshold;
+    each exact or near duplicate names the first kept row it reaches; every stated similarity is the cosine to the row named."""
+    keys = rows.text.map(normalize_text).to_numpy()
     code = {k: n for n, k in enumerate(dict.fromkeys(keys))}
-    X, key_of = tfidf_vectors(list(code)), dict(zip(rows.id, keys))
-    cos = np.asarray(X[[code[key_of[i]] for i in near.line]].multiply(X[[code[key_of[i]] for i in near.duplicate_of.astype(int)]]).sum(axis=1)).ravel()
-    assert (near.similarity.to_numpy() >= threshold).all()
-    assert np.abs(np.minimum(cos, 1) - near.similarity.to_numpy()).max() <= 5e-5
+    X, key_of = tfidf_vectors(list(code)), dict(zip(rows.id, (code[k] for k in keys)))
+    def cos(a, b): return np.asarray(X[[key_of[i] for i in a]].multiply(X[[key_of[i] for i in b]]).sum(axis=1)).ravel()
+    kept = sorted(set(rows.id) - set(ledger.line[ledger.reason.isin(DEDUP)]))
+    K = X[[key_of[i] for i in kept]]
+    C = (K @ K.T).tocoo()
+    close = (C.row != C.col) & (C.data >= threshold - 1e-9)
+    assert not close.any(), f"kept rows {kept[C.row[close][0]]} and {kept[C.col[close][0]]} are within the threshold"
+    assert len({key_of[i] for i in kept}) == len(kept)  # nor exact copies of each other
+    dups = ledger[ledger.reason.isin(["exact_duplicate", "near_duplicate"])]
+    if len(dups):
+        S = (X[[key_of[i] for i in dups.line]] @ K.T).toarray()
+        S[np.array([key_of[i] for i in dups.line])[:, None] == np.array([key_of[i] for i in kept])[None, :]] = 1.0
+        first = [kept[np.nonzero(row >= threshold - 1e-9)[0][0]] for row in S]  # kept rows are in input order
+        assert dups.duplicate_of.astype(int).tolist() == first
+    stated = ledger.dropna(subset=["similarity"])
+    if len(stated):
+        assert np.abs(np.minimum(cos(stated.line, stated.duplicate_of.astype(int)), 1) - stated.similarity.to_numpy()).max() <= 1e-6
+        near = stated[stated.reason == "near_duplicate"]
+        assert (near.similarity.to_numpy() >= threshold).all()
 
 
 def test_parameters_cell_mirrors_the_settings_dataclass():
@@ -271,17 +284,23 @@ def test_banking77_ledger_means_what_it_says():
     "On the real 10k-line file: every near_duplicate is within the threshold of a kept row, at the cosine it states."
     res = clean(CleanSettings(input_path=str(BANKING/"train.jsonl")))
     rows = read_jsonl(BANKING/"train.jsonl", "text", "category")[0]
-    assert_ledger_promises(rows, res.ledger, 0.8)
+    assert_dedup_promises(rows, res.ledger, 0.8)
     assert res.stats["dropped"]["near_duplicate"] > 1000 and res.stats["near_duplicates"]["keys"] == rows.text.map(normalize_text).nunique()
 
 
 @pytest.mark.skipif(not BANKING.exists(), reason="needs ../shared/data/banking77 (CI and developer machines have it)")
 @pytest.mark.parametrize("noise", ["drop", "majority"])
-def test_banking77_deduplication_equals_the_brute_force_rules(noise):
-    "3,000 real rows: the fast exact search gives what the plain rules give on every cosine, under either noise rule."
+@pytest.mark.parametrize("block", [8192, 97])
+def test_banking77_deduplication_equals_the_brute_force_rules(noise, block, monkeypatch):
+    "3,000 real rows: the fast exact search gives what the plain rules give on every cosine, in one round or in 31."
+    import functools
+    from finetune_nb import pairs
+    monkeypatch.setattr(pairs, "leaders", functools.partial(pairs.leaders, block=block))
     rows = read_jsonl(BANKING/"train.jsonl", "text", "category")[0].head(3000)
     for threshold in (0.6, 0.8):
         assert_same_as_brute_force(rows, threshold, noise)
+        kept, ledger = drop_duplicates(rows, threshold, noise)
+        assert_dedup_promises(rows, pd.DataFrame(ledger, columns=["line", "reason", "duplicate_of", "similarity"]), threshold)
 
 
 def test_duplicates_edge_cases(tmp_path):
@@ -304,9 +323,9 @@ def test_duplicates_edge_cases(tmp_path):
     chain = ["my card has not arrived yet", "my card has not arrived yet please", "my new card has not arrived yet please"]
     kept, ledger = run(chain)
     assert kept == [1, 3] and [x[:3] for x in ledger] == [(2, "near_duplicate", 1)]
-    # majority: the first row of the winning label leads a regrouping, rows of other labels name it
+    # majority: line 1 loses to the two y rows of its group; regrouped, line 2 leads and reaches line 3 (z) as well
     kept, ledger = run(chain + ["my card has not arrived yet!"], ["x", "y", "z", "y"], noise="majority")
-    assert kept == [2, 3] and [x[:3] for x in ledger] == [(1, "minority_label", 2), (4, "near_duplicate", 2)]
+    assert kept == [2] and [x[:3] for x in ledger] == [(1, "minority_label", 2), (3, "minority_label", 2), (4, "near_duplicate", 2)]
 
 
 def test_reference_file_without_labels_is_compared_by_text(tmp_path):
@@ -367,7 +386,7 @@ def test_every_line_is_accounted_for(tmp_path_factory, lines, nested, final_newl
     if rows is not None and len(rows):  # deduplication keeps its promises, refused runs included
         assert_same_as_brute_force(rows, threshold, noise)  # the rows and reasons the plain rules give on every cosine
         kept, ledger = drop_duplicates(rows, threshold, noise)
-        assert_ledger_promises(rows, pd.DataFrame(ledger, columns=["line", "reason", "duplicate_of", "similarity"]), threshold)
+        assert_dedup_promises(rows, pd.DataFrame(ledger, columns=["line", "reason", "duplicate_of", "similarity"]), threshold)
         event("near duplicates" if any(e["reason"] == "near_duplicate" for e in ledger) else "no near duplicates")
     try: res = clean(s)
     except ValueError as e:  # only the documented refusals
@@ -379,6 +398,14 @@ def test_every_line_is_accounted_for(tmp_path_factory, lines, nested, final_newl
     assert sorted(ids) == list(range(1, n_lines + 1))
     assert set(res.ledger.reason) <= set(REASONS)
     assert res.train.label.map(type).eq(str).all() and res.test.text.map(type).eq(str).all()
-    assert_ledger_promises(rows, res.ledger, threshold)
+    assert_dedup_promises(rows, res.ledger, threshold)
     out = publish_dataset(res, f.parent/"ds")
     assert published_lines(Path(out.location)) == n_lines
+
+
+def test_a_reference_file_without_texts_stops_the_run_before_any_work(tmp_path, monkeypatch):
+    import finetune_nb.clean as C
+    monkeypatch.setattr(C, "drop_duplicates", lambda *a, **k: pytest.fail("deduplication started"))
+    ref = write_lines(tmp_path/"official.jsonl", [j(body="a text under another field")])
+    with pytest.raises(ValueError, match=r"official.jsonl: text_field 'text' is in none of its 1 JSON objects; fields present: body"):
+        clean(CleanSettings(reference_test=str(ref)))

@@ -158,3 +158,30 @@ def test_texts_with_line_separators_survive_the_records(world, tmp_path):
     res = evaluate(es(examples=str(f)), world["model"], output=tmp_path/"p.jsonl")
     assert res.records["text"].tolist() == ["my card\u0085has\u2028not\x1earrived"]
     assert len((tmp_path/"p.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_evaluation_cuts_texts_where_training_did(tmp_path):
+    "A model trained at max_length=32 carries that length (tokenizer, card), and evaluation cuts exactly the texts training would."
+    from transformers import AutoTokenizer
+    words = ["my", "card", "is", "the", "new", "pin", "where", "how", "change", "account"]  # a token each, for the tiny tokenizer
+    rows = [{"text": f"{topic} " + " ".join(words[(i + k) % 10] for k in range(4 + 6*i)), "label": topic}
+            for topic in ("card", "loan") for i in range(10)]  # 4 to 58 words: some longer than 32 tokens, some not
+    (tmp_path/"raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, data = run_clean(CleanSettings(input_path=str(tmp_path/"raw.jsonl"), label_field="label", target=str(tmp_path/"data"),
+                                      near_dup_threshold=1.0, test_size=0.5))
+    base = tiny_deberta(tmp_path/"base", ["x", "y"])
+    res, model = run_train(TrainSettings(dataset=data.location, base_model=str(base), target=str(tmp_path/"model"), epochs=1,
+                                         batch_size=4, max_length=32, wandb_mode="disabled", threads=1))
+    published = json.loads((tmp_path/"model"/"tokenizer_config.json").read_text())
+    assert published["model_max_length"] == 32 and AutoTokenizer.from_pretrained(base).model_max_length > 32
+    assert "cuts inputs at 32 tokens" in (tmp_path/"model"/"README.md").read_text()
+    out = run_eval(es(model=model.location, output=str(tmp_path/"pred.jsonl"))).metrics
+    tok = AutoTokenizer.from_pretrained(base)  # the base tokenizer, no limit of its own: the lengths as they are
+    test = pd.read_parquet(tmp_path/"data"/"data"/"test.parquet")
+    long = {int(i) for i, t in zip(test.id, test.text) if len(tok(t, verbose=False)["input_ids"]) > 32}
+    assert 0 < len(long) < len(test)  # the test split has texts on both sides of the limit
+    assert out["truncated"] == {"max_length": 32, "rows": len(long)}
+    recs = [json.loads(l) for l in (tmp_path/"pred.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in recs if r["truncated"]} == long
+    assert res.info["truncated"]["train"] + res.info["truncated"]["validation"] == \
+        sum(len(tok(t, verbose=False)["input_ids"]) > 32 for t in pd.read_parquet(tmp_path/"data"/"data"/"train.parquet").text)

@@ -1,6 +1,6 @@
 """The whole pipeline through `finetune-nb` / `main()`: preflight, flags and config, exit codes, run folder, no token leaks.
 
-Unit examples live in nbs/04_orchestrate.ipynb; these run the command end to end on a tiny DeBERTa-v2.
+Unit examples live in nbs/04_plan, 05_preflight and 06_orchestrate.ipynb; these run the command end to end on a tiny DeBERTa-v2.
 """
 import json, os, subprocess, sys
 from dataclasses import asdict, fields
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import NBS, TOPICS, WORDS, assert_parameters_mirror
-from finetune_nb import orchestrate
+from finetune_nb import orchestrate, plan, preflight
 from finetune_nb.clean import CleanSettings
 from finetune_nb.evaluation import EvalSettings
 from finetune_nb.orchestrate import OrchestrateSettings, main, make_plan
@@ -59,7 +59,7 @@ def run_main(capsys, argv) -> tuple[int, str, str]:
 # --- settings, flags and config ---------------------------------------------------------------------
 
 def test_parameters_cell_mirrors_the_settings_dataclass():
-    assert_parameters_mirror("04_orchestrate.ipynb", OrchestrateSettings)
+    assert_parameters_mirror("06_orchestrate.ipynb", OrchestrateSettings)
 
 
 def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
@@ -117,7 +117,7 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
 def test_which_steps_run(kw, steps, finished, env):
     paths = {"cleaned": str(finished/"dataset"), "model": str(finished/"model"), "raw": str(env["data"])}
     s = OrchestrateSettings(**{k: v.format(**paths) if isinstance(v, str) else v for k, v in kw.items()})
-    assert orchestrate.plan_steps(s) == steps
+    assert plan.plan_steps(s) == steps
 
 
 def test_help_lists_every_setting_by_step(capsys):
@@ -179,7 +179,7 @@ def hub(no_secrets, monkeypatch, tmp_path):
     with HubStub({WRITE: ("ada", "write"), READ: ("bob", "read"), ORG: ("cy", "write", ["acme-org"])}) as stub: yield stub
 
 
-def _full_disk(monkeypatch): monkeypatch.setattr(orchestrate, "free_bytes", lambda path: 1024)
+def _full_disk(monkeypatch): monkeypatch.setattr(preflight, "free_bytes", lambda path: 1024)
 
 
 def _token(value):
@@ -201,7 +201,7 @@ PROBLEMS = {
     "skip train, no model": (["--skip", "train"], None, "skip train needs a `model` to evaluate"),
     "unknown split": (["--split", "validation"], None, "split 'validation': a cleaned dataset has the splits train and test"),
     "no base model": (["--base-model", "{tmp}/nothing-here"], None, "base_model {tmp}/nothing-here: no model folder"),
-    "hub base model offline": (["--base-model", "acme/never-downloaded"], lambda mp: mp.setattr(orchestrate, "_hub_offline", lambda: True),
+    "hub base model offline": (["--base-model", "acme/never-downloaded"], lambda mp: mp.setattr(preflight, "_hub_offline", lambda: True),
                                "acme/never-downloaded: the Hub is offline (HF_HUB_OFFLINE) and the model is not in the local cache"),
     "checkpoints left": (["--checkpoint-dir", "{tmp}/ck"], lambda mp: None, "checkpoint_dir {tmp}/ck holds checkpoints; pass resume"),
 }
@@ -441,10 +441,10 @@ def test_when_cleaning_fails_on_the_main_process_the_others_stop_too(tmp_path):
 
 @pytest.mark.slow
 def test_the_notebook_runs_the_pipeline_on_the_users_own_jsonl(env, tmp_path):
-    "papermill nbs/04_orchestrate.ipynb with the user's file and field names: the same run, as a notebook."
+    "papermill nbs/06_orchestrate.ipynb with the user's file and field names: the same run, as a notebook."
     import papermill as pm
     out = tmp_path/"tickets.ipynb"
-    pm.execute_notebook(str(NBS/"04_orchestrate.ipynb"), str(out), cwd=str(NBS), kernel_name="python3", progress_bar=False,
+    pm.execute_notebook(str(NBS/"06_orchestrate.ipynb"), str(out), cwd=str(NBS), kernel_name="python3", progress_bar=False,
                         parameters=dict(dataset=str(env["data"]), text_field="body.text", label_field="intent",
                                         base_model=str(env["base"]), epochs=1.0, train_batch_size=4, val_size=0.2,
                                         test_size=0.25, near_dup_threshold=1.0, threads=1, runs_dir=str(tmp_path/"runs"),

@@ -6,7 +6,8 @@ import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, pipeline
 
 from conftest import assert_parameters_mirror, write_topic_rows
-from finetune_nb.clean import CleanSettings, clean, load_clean_dataset, publish_dataset, run_clean
+from finetune_nb.clean import CleanSettings, clean, publish_dataset, run_clean
+from finetune_nb.data import load_clean_dataset
 from finetune_nb.testing import tiny_deberta
 from finetune_nb.train import TrainSettings, run_train
 
