@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .data import DATA_FILES, REASONS, ledger_entry, read_jsonl
-from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_secrets, check_target,
+from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_secrets, check_settings, check_target,
                               get_logger, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
                               sample_data, setting)
 
@@ -53,25 +53,26 @@ class CleanSettings:
     def __post_init__(self):
         check_no_secrets(self, "clean settings")
         errors = []
-        if not self.text_field or not self.label_field: errors.append("text_field and label_field must be set")
-        elif self.text_field == self.label_field: errors.append(f"text_field and label_field are both {self.text_field!r}")
-        if not 0 < self.test_size < 1: errors.append(f"test_size must be between 0 and 1, got {self.test_size}")
-        if not 0 < self.near_dup_threshold <= 1: errors.append(f"near_dup_threshold must be in (0, 1], got {self.near_dup_threshold}")
+        if not self.text_field or not self.label_field: errors.append("`text_field` and `label_field` must be set")
+        elif self.text_field == self.label_field: errors.append(f"`text_field` and `label_field` are both {self.text_field!r}")
+        if not 0 < self.test_size < 1: errors.append(f"`test_size` must be between 0 and 1, got {self.test_size}")
+        if not 0 < self.near_dup_threshold <= 1: errors.append(f"`near_dup_threshold` must be in (0, 1], got {self.near_dup_threshold}")
         elif round(self.near_dup_threshold, 6) != self.near_dup_threshold:  # ledger similarities have 6 decimals
-            errors.append(f"near_dup_threshold has at most 6 decimals, got {self.near_dup_threshold}")
-        if self.noise not in NOISE_RULES: errors.append(f"noise must be one of {', '.join(NOISE_RULES)}, got {self.noise!r}")
-        if self.min_per_label < 0 or self.max_per_label < 0: errors.append("min_per_label and max_per_label must be >= 0")
+            errors.append(f"`near_dup_threshold` has at most 6 decimals, got {self.near_dup_threshold}")
+        if self.noise not in NOISE_RULES: errors.append(f"`noise` must be one of {', '.join(NOISE_RULES)}, got {self.noise!r}")
+        if self.min_per_label < 0 or self.max_per_label < 0: errors.append("`min_per_label` and `max_per_label` must be >= 0")
         if self.max_per_label and self.max_per_label < max(self.min_per_label, 2):
-            errors.append(f"max_per_label={self.max_per_label} must be at least max(min_per_label, 2)")
+            errors.append(f"`max_per_label` {self.max_per_label} must be at least max(`min_per_label`, 2)")
         for name in ("labels_include", "labels_exclude"):
             v = getattr(self, name)
             if isinstance(v, str): setattr(self, name, [v] if v else [])
-            elif not isinstance(v, (list, tuple)): errors.append(f"{name} must be a list of labels, got {v!r}")
+            elif not isinstance(v, (list, tuple)): errors.append(f"`{name}` must be a list of labels, got {v!r}")
             else: setattr(self, name, [str(x) for x in v])
         if both := set(self.labels_include) & set(self.labels_exclude):
-            errors.append(f"labels both included and excluded: {sorted(both)}")
-        if self.target: parse_target(self.target, repo_type="dataset")
-        if errors: raise ValueError("invalid clean settings: " + "; ".join(errors))
+            errors.append(f"`labels_include` and `labels_exclude` both name {sorted(both)}")
+        try: self.target and parse_target(self.target, repo_type="dataset")
+        except ValueError as e: errors.append(f"`target`: {e}")
+        check_settings(self, "clean settings", errors)
 
 # %% ../nbs/01_clean.ipynb #f9b90586
 def filter_labels(

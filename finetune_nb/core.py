@@ -8,19 +8,21 @@ Docs: https://finetune-nb.github.io/finetune_nb/core.html.md"""
 from __future__ import annotations
 
 import ctypes, errno, json, logging, netrc, os, platform, re, shutil, sys, tempfile, time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, is_dataclass
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LABEL_FIELD', 'setting', 'run_folder',
-           'json_default', 'jsonl_line', 'hf_token', 'wandb_key', 'known_secrets', 'looks_like_secret',
-           'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter', 'setup_logging', 'check_wandb_mode',
-           'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo', 'detect_device', 'set_threads', 'Target',
-           'parse_target', 'check_target', 'Publication', 'hub_local_dir', 'publishing', 'sample_data']
+__all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LABEL_FIELD', 'setting', 'run_folder', 'flag',
+           'papermill_name', 'setting_names', 'setting_name', 'SettingsError', 'check_settings', 'json_default',
+           'jsonl_line', 'hf_token', 'wandb_key', 'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact',
+           'get_logger', 'RedactingFormatter', 'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed',
+           'library_versions', 'DeviceInfo', 'detect_device', 'set_threads', 'Target', 'parse_target', 'check_target',
+           'Publication', 'hub_local_dir', 'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -38,6 +40,53 @@ def setting(
 def run_folder(step: str) -> Path:
     "A fresh folder name for a run on defaults: `runs/<YYYYmmdd-HHMMSS>-<step>` under the working directory."
     return Path("runs")/f"{time.strftime('%Y%m%d-%H%M%S')}-{step}"
+
+# %% ../nbs/00_core.ipynb #42b8bb3d
+_NAMING: ContextVar[Callable[[str], str]] = ContextVar("finetune_nb_setting_names", default=lambda name: name)
+
+def flag(name: str) -> str:
+    "The command-line flag of setting `name`: `--train-batch-size`."
+    return "--" + name.replace("_", "-")
+
+def papermill_name(name: str) -> str:
+    "How papermill sets setting `name`: `-p batch_size`."
+    return f"-p {name}"
+
+@contextmanager
+def setting_names(name: Callable[[str], str]):
+    "Name settings by `name(field)` in the settings errors raised (and `setting_name` calls made) inside this block."
+    token = _NAMING.set(name)
+    try: yield
+    finally: _NAMING.reset(token)
+
+def setting_name(name: str) -> str:
+    "Setting `name` as the user in charge here wrote it (see `setting_names`)."
+    return _NAMING.get()(name)
+
+class SettingsError(ValueError):
+    "Invalid settings: every problem in one message, each setting (marked `like_this`) named as the user set it."
+    def __init__(
+        self,
+        problems: str | list[str],  # one sentence each, naming settings by their field names in backticks: `batch_size`
+        what: str = "",  # whose settings, e.g. 'clean settings'
+        names: Iterable[str] = (),  # the field names to rewrite
+    ):
+        problems = [problems] if isinstance(problems, str) else list(problems)
+        self.what, self.problems, self.names = what, problems, sorted(set(names), key=len, reverse=True)
+        super().__init__(self.render(_NAMING.get()))
+
+    def render(self, name: Callable[[str], str] = lambda n: n, problems: list[str] | None = None) -> str:
+        "The message with every marked setting written `name(field)`."
+        problems = self.problems if problems is None else problems
+        def sub(m):  # a setting is marked `like_this` (a `list.0` entry too); other backticked words stay as they are
+            base, _, rest = m.group(1).partition(".")
+            return name(base) + (f".{rest}" if rest else "") if base in self.names else m.group(0)
+        problems = [re.sub(r"`([\w.]+)`", sub, p) for p in problems]
+        return (f"invalid {self.what}: " if self.what else "") + "; ".join(problems)
+
+def check_settings(obj, what: str, problems: list[str]):
+    "Raise one `SettingsError` for the dataclass `obj` if there are `problems`."
+    if problems: raise SettingsError(problems, what, [f.name for f in fields(obj)])
 
 # %% ../nbs/00_core.ipynb #8fa824af
 def json_default(o):
@@ -100,9 +149,9 @@ def check_no_secrets(params, where: str = "parameters"):
     "Refuse `params` (dict or dataclass) if any entry carries a secret; the message names entries, not values."
     bad = [k for k, v in _flatten(params)
            if looks_like_secret(v) or (_SECRET_NAME_RE.search(k) and v not in (None, "", False))]
-    if bad: raise ValueError(
-        f"{where}: {', '.join(bad)} must not carry secrets. Tokens are read from the environment "
-        "(HF_TOKEN, WANDB_API_KEY) or the libraries' login caches (`hf auth login`, `wandb login`).")
+    if bad: raise SettingsError([
+        f"{', '.join(f'`{k}`' for k in bad)} must not carry secrets. Tokens are read from the environment "
+        "(HF_TOKEN, WANDB_API_KEY) or the libraries' login caches (`hf auth login`, `wandb login`)."], where, [k.split(".")[0] for k in bad])
     return params
 
 # %% ../nbs/00_core.ipynb #f0989bdc
@@ -150,9 +199,10 @@ WANDB_MODES = ("online", "offline", "disabled")
 
 def check_wandb_mode(mode: str) -> str:
     "Validate a W&B mode; `online` also needs an API key in force."
-    if mode not in WANDB_MODES: raise ValueError(f"wandb_mode must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
+    if mode not in WANDB_MODES: raise ValueError(f"{setting_name('wandb_mode')} must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
     if mode == "online" and not wandb_key(): raise ValueError(
-        "wandb_mode='online' needs a W&B API key: set WANDB_API_KEY or run `wandb login` (or use wandb_mode='offline')")
+        f"{setting_name('wandb_mode')} online needs a W&B API key: set WANDB_API_KEY or run `wandb login` "
+        f"(or use {setting_name('wandb_mode')} offline)")
     return mode
 
 def init_wandb(

@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .data import MAX_LENGTH, effective_max_length, load_clean_dataset, read_jsonl
-from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_wandb_mode, detect_device,
+from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, run_folder,
                               set_threads, setting)
 
@@ -52,17 +52,19 @@ class EvalSettings:
     def __post_init__(self):
         check_no_secrets(self, "eval settings")
         errors = []
-        if self.dataset and self.examples: errors.append("give dataset or examples, not both")
-        if self.examples and not self.text_field: errors.append("examples need a text_field")
-        if self.batch_size < 1 or self.top_k < 1 or self.max_samples < 0 or self.threads < 0:
-            errors.append("batch_size and top_k must be >= 1; max_samples and threads >= 0")
+        if self.dataset and self.examples: errors.append("give `dataset` or `examples`, not both")
+        if self.examples and not self.text_field: errors.append("`examples` need a `text_field`")
+        errors += [f"`{k}` must be >= 1, got {getattr(self, k)}" for k in ("batch_size", "top_k") if getattr(self, k) < 1]
+        errors += [f"`{k}` must be >= 0, got {getattr(self, k)}" for k in ("max_samples", "threads") if getattr(self, k) < 0]
         try: check_wandb_mode(self.wandb_mode)
         except ValueError as e: errors.append(str(e))
-        if self.dataset: parse_target(self.dataset, repo_type="dataset")
-        if self.model.startswith("hf://") and (rev := parse_target(self.model, repo_type="model").revision):
-            if self.revision and self.revision != rev: errors.append(f"model names revision {rev}, revision says {self.revision}")
+        for name, kind in (("dataset", "dataset"), ("model", "model")):
+            try: (v := getattr(self, name)) and parse_target(v, repo_type=kind)
+            except ValueError as e: errors.append(f"`{name}`: {e}")
+        if self.model.startswith("hf://") and not errors and (rev := parse_target(self.model, repo_type="model").revision):
+            if self.revision and self.revision != rev: errors.append(f"`model` ends in @{rev} but `revision` says {self.revision}")
             self.revision = rev
-        if errors: raise ValueError("invalid eval settings: " + "; ".join(errors))
+        check_settings(self, "eval settings", errors)
 
 # %% ../nbs/03_eval.ipynb #521339bb
 class Classifier:

@@ -12,7 +12,8 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from .clean import run_clean
-from .core import get_logger, hub_local_dir, json_default, library_versions, parse_target, redact, setup_logging
+from .core import (SettingsError, flag, get_logger, hub_local_dir, json_default, library_versions, parse_target, redact,
+                              setting_names, setup_logging)
 from .evaluation import run_eval
 from .plan import NOTEBOOKS, OrchestrateSettings, Plan, make_plan
 from .preflight import KERNEL, PreflightError, Report, notebooks_dir, preflight, process_state
@@ -22,8 +23,7 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'StepError', 'local_copy', 'step_notebook', 'run_step', 'git_state', 'write_json', 'collect', 'summary',
-           'RunResult', 'describe', 'run_pipeline', 'SettingsError', 'build_parser', 'load_config', 'parse_settings',
-           'main', 'cli']
+           'RunResult', 'describe', 'run_pipeline', 'build_parser', 'load_config', 'parse_settings', 'main', 'cli']
 
 # %% ../nbs/06_orchestrate.ipynb #2b66d7f0
 class StepError(RuntimeError):
@@ -274,9 +274,6 @@ def run_pipeline(
     return RunResult(run_dir, record, summary(record))
 
 # %% ../nbs/06_orchestrate.ipynb #191f60eb
-class SettingsError(ValueError):
-    "Settings that cannot be used: a bad flag, config file or value."
-
 _GROUPS = {"input": "input", "run": "run, tracking and safety", "clean": "step 1: clean",
            "train": "step 2: train", "eval": "step 3: evaluate"}
 
@@ -300,14 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="YAML or JSON file of settings; flags override it")
     groups = {k: p.add_argument_group(v) for k, v in _GROUPS.items()}
     for f in fields(OrchestrateSettings):
-        flag, kind = "--" + f.name.replace("_", "-"), str(f.type)
+        name, kind = flag(f.name), str(f.type)
         default = f.default if f.default is not MISSING else f.default_factory()
         help = f.metadata["help"].replace("%", "%%") + (f" (default: {default})" if default not in ("", [], False) else "")
         g = groups[f.metadata["group"]]
-        if kind == "bool": g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help)
+        if kind == "bool": g.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction, help=help)
         elif kind.startswith("list"):  # one value a time, so a list never swallows the DATASET after it
-            g.add_argument(flag, dest=f.name, action="append", metavar="X", help=help + " (repeat the flag for several)")
-        else: g.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str),
+            g.add_argument(name, dest=f.name, action="append", metavar="X", help=help + " (repeat the flag for several)")
+        else: g.add_argument(name, dest=f.name, type={"int": int, "float": float}.get(kind, str),
                              metavar=f.name.upper() if kind == "str" else kind.upper(), help=help)
     return p
 
@@ -361,12 +358,14 @@ def parse_settings(argv: list[str] | None = None) -> OrchestrateSettings:
         if "dataset" in ns and ns["dataset"] != pos: raise SettingsError(f"dataset given twice: {pos!r} and --dataset {ns['dataset']!r}")
         ns["dataset"] = pos
     values.update(ns)
-    try: return OrchestrateSettings(**values)
-    except ValueError as e: raise SettingsError(str(e)) from None
+    return OrchestrateSettings(**values)  # raises a SettingsError naming each setting as the command line does, in `main`
 
 # %% ../nbs/06_orchestrate.ipynb #8f627c5b
 def main(argv: list[str] | None = None) -> int:
     "The `finetune-nb` command: returns the exit code (0 done, 2 bad settings or preflight, 1 failure during the work)."
+    with setting_names(flag): return _main(argv)  # every message names settings as flags: --train-batch-size
+
+def _main(argv: list[str] | None) -> int:
     try: s = parse_settings(argv)
     except SettingsError as e:
         print(f"finetune-nb: {redact(str(e))}", file=sys.stderr); return 2

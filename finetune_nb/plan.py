@@ -12,15 +12,15 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from .clean import CleanSettings
-from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, WANDB_MODES, check_no_secrets, parse_target, sample_data,
-                              setting)
+from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, WANDB_MODES, SettingsError, check_no_secrets, check_settings,
+                              parse_target, sample_data, setting, setting_name)
 from .evaluation import EvalSettings
 from .train import TrainSettings
 
 # %% auto #0
-__all__ = ['STEPS', 'ENGINES', 'NOTEBOOKS', 'inherit', 'OrchestrateSettings', 'dataset_kind', 'plan_steps', 'run_name',
-           'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings', 'eval_settings', 'Plan',
-           'make_plan']
+__all__ = ['STEPS', 'ENGINES', 'NOTEBOOKS', 'STEP_FIELDS', 'inherit', 'OrchestrateSettings', 'dataset_kind', 'plan_steps',
+           'run_name', 'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings',
+           'eval_settings', 'Plan', 'make_plan']
 
 # %% ../nbs/04_plan.ipynb #39f953c4
 STEPS = ("clean", "train", "eval")
@@ -102,19 +102,19 @@ class OrchestrateSettings:
             v = getattr(self, name)
             if isinstance(v, str): setattr(self, name, [v] if v else [])
         self.skip = [x for v in self.skip for x in re.split(r"[,\s]+", v) if x]  # `--skip clean,eval` too
-        if bad := [x for x in self.skip if x not in STEPS]: errors.append(f"skip: {bad} are not steps ({', '.join(STEPS)})")
-        if self.stop_after not in ("", *STEPS): errors.append(f"stop_after must be one of {', '.join(STEPS)} or empty, got {self.stop_after!r}")
-        if self.engine not in ENGINES: errors.append(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.wandb_mode not in WANDB_MODES: errors.append(f"wandb_mode must be one of {', '.join(WANDB_MODES)}, got {self.wandb_mode!r}")
-        if self.name and not re.fullmatch(r"[\w.-]+", self.name): errors.append(f"name {self.name!r}: use letters, digits, '.', '_' and '-'")
+        if bad := [x for x in self.skip if x not in STEPS]: errors.append(f"`skip`: {bad} are not steps ({', '.join(STEPS)})")
+        if self.stop_after not in ("", *STEPS): errors.append(f"`stop_after` must be one of {', '.join(STEPS)} or empty, got {self.stop_after!r}")
+        if self.engine not in ENGINES: errors.append(f"`engine` must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.wandb_mode not in WANDB_MODES: errors.append(f"`wandb_mode` must be one of {', '.join(WANDB_MODES)}, got {self.wandb_mode!r}")
+        if self.name and not re.fullmatch(r"[\w.-]+", self.name): errors.append(f"`name` {self.name!r}: use letters, digits, '.', '_' and '-'")
         for name, kind in (("dataset", "dataset"), ("dataset_target", "dataset"), ("model", "model"), ("model_target", "model"),
                            ("base_model", "model"), ("zero_shot_model", "model")):
             if (v := getattr(self, name)).startswith("hf://"):
                 try: parse_target(v, repo_type=kind)
-                except ValueError as e: errors.append(f"{name}: {e}")
+                except ValueError as e: errors.append(f"`{name}`: {e}")
         if self.resume and not self.checkpoint_dir:
-            errors.append("resume needs checkpoint_dir: the checkpoints folder of the run to continue (runs/<time>-<name>/checkpoints)")
-        if errors: raise ValueError("invalid settings: " + "; ".join(errors))
+            errors.append("`resume` needs `checkpoint_dir`: the checkpoints folder of the run to continue (runs/<time>-<name>/checkpoints)")
+        check_settings(self, "settings", errors)
 
 # %% ../nbs/04_plan.ipynb #16109be6
 def dataset_kind(dataset: str) -> str:
@@ -212,12 +212,18 @@ class Plan:
     model: str  # the model that evaluation reads
     errors: list[str] = field(default_factory=list)  # invalid step settings
 
+STEP_FIELDS = {  # a step's setting -> the run's setting that sets it, where the two names differ
+    "clean": {"input_path": "dataset", "target": "dataset_target"},
+    "train": {"revision": "base_revision", "target": "model_target", "output_dir": "checkpoint_dir", "batch_size": "train_batch_size"},
+    "eval": {"revision": "model_revision", "batch_size": "eval_batch_size", "max_samples": "max_eval_samples", "output": "predictions"},
+}
+
 def _step_errors(step: str, e: ValueError) -> list[str]:
-    "A step's settings error as one message; its W&B key error is left to `check_wandb`, which reports it once."
-    msg = str(e)
-    detail = msg.split(": ", 1)[1] if msg.startswith("invalid ") and ": " in msg else msg
-    parts = [x for x in detail.split("; ") if not x.startswith("wandb_mode='online' needs")]
-    return [f"{step} settings: {'; '.join(parts)}"] if parts else []
+    "A step's settings error as one message, naming the run's settings as the user set them; W&B key errors are left to the preflight."
+    if not isinstance(e, SettingsError): return [f"{step} settings: {e}"]
+    keep = [p for p in e.problems if "needs a W&B API key" not in p]
+    if not keep: return []
+    return [f"{step} settings: " + e.render(lambda f: setting_name(STEP_FIELDS[step].get(f, f)), keep).split(": ", 1)[1]]
 
 def make_plan(s: OrchestrateSettings, run_dir: Path | None = None) -> Plan:
     "Resolve which steps run and with what settings; invalid step settings are collected, not raised."

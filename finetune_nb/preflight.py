@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .core import (Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
-                              redact)
+                              redact, setting_name)
 from .data import _MISSING, _key_paths, get_field
 from .plan import NOTEBOOKS, OrchestrateSettings, Plan, dataset_kind, make_plan, run_paths
 from .train import resolve_base_model
@@ -81,9 +81,9 @@ def check_jsonl(
     for k, name in fields_.items():
         if present[k] == objects: continue
         if present[k]:
-            report.note(f"{what} {p}: only {present[k]} of the first {objects} rows have a value in {name!r} ({k}); "
+            report.note(f"{what} {p}: only {present[k]} of the first {objects} rows have a value in {name!r} ({setting_name(k)}); "
                         "the others are dropped (and listed) as missing"); continue
-        msg = f"{what} {p}: no row of the first {objects} has the field {name!r} ({k}); fields seen: {seen}"
+        msg = f"{what} {p}: no row of the first {objects} has the field {name!r} ({setting_name(k)}); fields seen: {seen}"
         report.note(msg + ": they are predicted without correctness flags") if k in optional else report.problem(msg)
 
 # %% ../nbs/05_preflight.ipynb #16523e7f
@@ -171,7 +171,7 @@ def check_device(require_gpu: bool, report: Report):
     report.facts["device"] = asdict(dev)
     if dev.type == "cuda": return report.note(f"GPU: {dev}")
     why = f"torch {torch.__version__} sees no CUDA GPU" + ("" if torch.version.cuda else " (a CPU-only build)")
-    if require_gpu: report.problem(f"require_gpu: {why}; install a CUDA build of torch on a GPU machine, or drop --require-gpu")
+    if require_gpu: report.problem(f"{setting_name('require_gpu')}: {why}; install a CUDA build of torch on a GPU machine, or drop {setting_name('require_gpu')}")
     else: report.note(f"no GPU: {why}, so training runs on {dev} (fine for the sample; slow for real data)")
 
 # %% ../nbs/05_preflight.ipynb #ecd51121
@@ -221,7 +221,7 @@ def check_writable(path: str | Path, what: str, overwrite: bool, report: Report,
     "Check that a local target (folder, or `file`) can be written: empty or `overwrite`, in a writable place."
     p = Path(path)
     if file and p.exists() and p.stat().st_size and not overwrite:
-        return report.problem(f"{what} {p} already exists; pass overwrite to start it afresh, or choose another file")
+        return report.problem(f"{what} {p} already exists; pass {setting_name('overwrite')} to start it afresh, or choose another file")
     if not file:
         try: check_target(p, overwrite)
         except (FileExistsError, NotADirectoryError) as e: return report.problem(f"{what}: {e}")
@@ -243,7 +243,7 @@ def check_disk(folder: str | Path, weights: int | None, report: Report):
     need, free = checkpoint_bytes(weights), free_bytes(folder)
     report.facts["disk"] = {"checkpoints_need_bytes": need, "free_bytes": free}
     if free < need: report.problem(f"disk: checkpoints need about {need/2**30:.1f} GiB in {folder}, "
-                                   f"but only {free/2**30:.1f} GiB are free; free space or set checkpoint_dir elsewhere")
+                                   f"but only {free/2**30:.1f} GiB are free; free space or set {setting_name('checkpoint_dir')} elsewhere")
 
 # %% ../nbs/05_preflight.ipynb #445f9cdc
 KERNEL = "python3"  # the Jupyter kernel papermill runs the step notebooks in
@@ -252,7 +252,7 @@ def check_kernel(report: Report, name: str = KERNEL):
     "Check that Jupyter kernel `name` starts this Python, which has this package, and not some other interpreter."
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     try: spec = KernelSpecManager().get_kernel_spec(name)
-    except NoSuchKernel: return report.problem(f"engine papermill: no Jupyter kernel {name!r}; install ipykernel, or use engine python")
+    except NoSuchKernel: return report.problem(f"{setting_name('engine')} papermill: no Jupyter kernel {name!r}; install ipykernel, or use {setting_name('engine')} python")
     exe = spec.argv[0] if spec.argv else ""
     if exe in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]): return  # jupyter starts sys.executable
     found = shutil.which(exe) or exe
@@ -261,8 +261,8 @@ def check_kernel(report: Report, name: str = KERNEL):
         same = out.returncode == 0 and Path(out.stdout.strip()).resolve() == Path(sys.prefix).resolve()
     except (OSError, subprocess.SubprocessError): same = False
     if not same:
-        report.problem(f"engine papermill: the Jupyter kernel {name!r} starts {found}, not this environment's {sys.executable}; "
-                       f"remove that kernel (`jupyter kernelspec remove {name}`) or use engine python")
+        report.problem(f"{setting_name('engine')} papermill: the Jupyter kernel {name!r} starts {found}, not this environment's {sys.executable}; "
+                       f"remove that kernel (`jupyter kernelspec remove {name}`) or use {setting_name('engine')} python")
 
 # %% ../nbs/05_preflight.ipynb #4a104b92
 def check_model_data(model: str, report: Report):
@@ -272,10 +272,10 @@ def check_model_data(model: str, report: Report):
     info = p/"train_metrics.json"
     try: dataset = json.loads(info.read_text())["dataset"]
     except (OSError, ValueError, KeyError, TypeError): return report.problem(
-        f"model {p}: no train_metrics.json naming the data it was trained on; give a dataset or examples to evaluate on")
-    if not dataset: return report.problem(f"model {p}: its train_metrics.json names no dataset; give a dataset or examples")
+        f"{setting_name('model')} {p}: no train_metrics.json naming the data it was trained on; give {setting_name('dataset')} or {setting_name('examples')} to evaluate on")
+    if not dataset: return report.problem(f"{setting_name('model')} {p}: its train_metrics.json names no dataset; give {setting_name('dataset')} or {setting_name('examples')}")
     if not str(dataset).startswith("hf://") and not Path(dataset).is_dir():
-        report.problem(f"model {p} was trained on {dataset}, which is gone; give a dataset or examples to evaluate on")
+        report.problem(f"{setting_name('model')} {p} was trained on {dataset}, which is gone; give {setting_name('dataset')} or {setting_name('examples')} to evaluate on")
 
 def notebooks_dir(s: OrchestrateSettings) -> Path:
     "Folder of the step notebooks: `notebooks`, else the `nbs/` beside this package in a checkout."
@@ -301,44 +301,45 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     if not plan.names: r.problem(f"nothing to run: skip={s.skip}, stop_after={s.stop_after!r} leave no step")
     steps, kind, paths = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir)
     if plan.run_dir.exists() and (not plan.run_dir.is_dir() or any(plan.run_dir.iterdir())):
-        r.problem(f"run folder {plan.run_dir} already exists and is not empty; choose another name or run_dir")
+        r.problem(f"run folder {plan.run_dir} already exists and is not empty; choose another {setting_name('name')} or {setting_name('run_dir')}")
     else: check_writable(plan.run_dir, "run folder", False, r)
     fields_ = {"text_field": s.text_field, "label_field": s.label_field}
     needs_data = "train" in steps or ("eval" in steps and not s.examples)  # a later step reads a cleaned dataset
     if s.model and s.examples and s.dataset:
-        r.problem(f"dataset {s.dataset} would not be used: with model and examples the run only evaluates; drop one of them")
-    elif kind == "missing": r.problem(f"dataset {s.dataset}: no such file or folder")
+        r.problem(f"{setting_name('dataset')} {s.dataset} would not be used: with {setting_name('model')} and {setting_name('examples')} "
+                  "the run only evaluates; drop one of them")
+    elif kind == "missing": r.problem(f"{setting_name('dataset')} {s.dataset}: no such file or folder")
     elif "clean" in steps:
-        check_jsonl(paths["input_path"], fields_, "dataset", r)
-        if s.reference_test: check_jsonl(s.reference_test, fields_, "reference_test", r)
+        check_jsonl(paths["input_path"], fields_, setting_name("dataset"), r)
+        if s.reference_test: check_jsonl(s.reference_test, fields_, setting_name("reference_test"), r)
     elif kind in ("cleaned", "hub"):
-        if needs_data: check_dataset(s.dataset, "dataset", r)
+        if needs_data: check_dataset(s.dataset, setting_name("dataset"), r)
     elif needs_data and (kind == "raw" or not s.model):
-        r.problem("skip clean needs an already cleaned dataset: give the folder (or hf://datasets/...) 01_clean published")
+        r.problem(f"{setting_name('skip')} clean needs an already cleaned {setting_name('dataset')}: give the folder (or hf://datasets/...) 01_clean published")
     if "eval" in steps and not s.examples:
         if s.split not in ("train", "test") and kind != "hub":
-            r.problem(f"split {s.split!r}: a cleaned dataset has the splits train and test")
+            r.problem(f"{setting_name('split')} {s.split!r}: a cleaned dataset has the splits train and test")
         if s.model and not plan.dataset: check_model_data(s.model, r)
     if s.examples and "eval" in steps:
-        check_jsonl(s.examples, fields_, "examples", r, optional=("label_field",))
+        check_jsonl(s.examples, fields_, setting_name("examples"), r, optional=("label_field",))
     if "train" in steps or (s.model and "eval" in steps):
         check_device(s.require_gpu, r)
     if "train" in steps:
-        weights = check_model(s.base_model or resolve_base_model(""), s.base_revision or None, "base_model", r)
+        weights = check_model(s.base_model or resolve_base_model(""), s.base_revision or None, setting_name("base_model"), r)
         check_disk(paths["checkpoint_dir"], weights, r)
-        check_writable(paths["checkpoint_dir"], "checkpoint_dir", True, r)
+        check_writable(paths["checkpoint_dir"], setting_name("checkpoint_dir"), True, r)
         out = Path(paths["checkpoint_dir"])
         if not s.resume and not s.overwrite and out.is_dir() and any(out.glob("checkpoint-*")):
-            r.problem(f"checkpoint_dir {out} holds checkpoints; pass resume to continue that run, or overwrite to start again")
-        if s.resume and not any(out.glob("checkpoint-*")): r.note(f"resume: {out} holds no checkpoint; training starts afresh")
-    if s.model and "eval" in steps: check_model(s.model, s.model_revision or None, "model", r)
-    if s.zero_shot_model and "eval" in steps: check_model(s.zero_shot_model, None, "zero_shot_model", r)
+            r.problem(f"{setting_name('checkpoint_dir')} {out} holds checkpoints; pass {setting_name('resume')} to continue that run, or {setting_name('overwrite')} to start again")
+        if s.resume and not any(out.glob("checkpoint-*")): r.note(f"{setting_name('resume')}: {out} holds no checkpoint; training starts afresh")
+    if s.model and "eval" in steps: check_model(s.model, s.model_revision or None, setting_name("model"), r)
+    if s.zero_shot_model and "eval" in steps: check_model(s.zero_shot_model, None, setting_name("zero_shot_model"), r)
     if "eval" in steps:
         pred = Path(paths["predictions"])
         if s.model and pred.is_file() and pred.stat().st_size and not s.overwrite:
-            r.note(f"predictions {pred} exists: records of this model are kept and the rest predicted (resume)")
-        else: check_writable(pred, "predictions", s.overwrite, r, file=True)
-    if not s.model and "train" not in steps and "eval" in steps: r.problem("skip train needs a `model` to evaluate")
+            r.note(f"{setting_name('predictions')} {pred} exists: records of this model are kept and the rest predicted (resume)")
+        else: check_writable(pred, setting_name("predictions"), s.overwrite, r, file=True)
+    if not s.model and "train" not in steps and "eval" in steps: r.problem(f"{setting_name('skip')} train needs a {setting_name('model')} to evaluate")
     local = {k: Path(paths[k]) for k, step in (("dataset_target", "clean"), ("model_target", "train"), ("checkpoint_dir", "train"))
              if step in steps and not paths[k].startswith("hf://")}
     if "eval" in steps: local["predictions folder"] = Path(paths["predictions"]).parent
@@ -346,22 +347,22 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     for i, a in enumerate(names_):
         for b in names_[i + 1:]:
             if local[a] == local[b] or local[a] in local[b].parents or local[b] in local[a].parents:
-                r.problem(f"{a} {local[a]} and {b} {local[b]} overlap; each artefact needs a folder of its own")
+                r.problem(f"{setting_name(a)} {local[a]} and {setting_name(b)} {local[b]} overlap; each artefact needs a folder of its own")
     writes = [(paths["dataset_target"], "dataset_target", "dataset")] if "clean" in steps else []
     writes += [(paths["model_target"], "model_target", "model")] if "train" in steps else []
     hub = []
     for x, what, kind_ in writes:
-        if not x.startswith("hf://"): check_writable(x, what, s.overwrite, r); continue
+        if not x.startswith("hf://"): check_writable(x, setting_name(what), s.overwrite, r); continue
         try: t = parse_target(x, repo_type=kind_)
-        except ValueError as e: r.problem(f"{what}: {e}"); continue
+        except ValueError as e: r.problem(f"{setting_name(what)}: {e}"); continue
         hub.append(t)
-        check_writable(hub_local_dir(t).absolute(), f"{what} (local copy)", s.overwrite, r)
+        check_writable(hub_local_dir(t).absolute(), f"{setting_name(what)} (local copy)", s.overwrite, r)
     check_hub_targets(hub, s.overwrite, r)
     if {"train", "eval"} & set(steps): check_wandb(s.wandb_mode, r)
     if s.engine == "papermill":
         nbs = notebooks_dir(s)
         if missing := [n for x, n in NOTEBOOKS.items() if x in steps and not (nbs/n).is_file()]:
-            r.problem(f"engine papermill: {', '.join(missing)} not found in {nbs}; set notebooks, or use engine python")
-        if _num_processes() > 1: r.problem("several processes (accelerate launch) need engine python")
+            r.problem(f"{setting_name('engine')} papermill: {', '.join(missing)} not found in {nbs}; set {setting_name('notebooks')}, or use {setting_name('engine')} python")
+        if _num_processes() > 1: r.problem(f"several processes (accelerate launch) need {setting_name('engine')} python")
         check_kernel(r)
     return plan, r

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .data import effective_max_length, load_clean_dataset
-from .core import (Publication, check_no_secrets, check_target, check_wandb_mode, detect_device, get_logger,
+from .core import (Publication, check_no_secrets, check_settings, check_target, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
 
@@ -61,23 +61,24 @@ class TrainSettings:
         check_no_secrets(self, "train settings")
         errors = []
         positive = ("epochs", "max_length", "batch_size", "gradient_accumulation")
-        errors += [f"{k} must be > 0, got {getattr(self, k)}" for k in positive if not getattr(self, k) > 0]
-        errors += [f"{k} must be >= 0, got {getattr(self, k)}" for k in
+        errors += [f"`{k}` must be > 0, got {getattr(self, k)}" for k in positive if not getattr(self, k) > 0]
+        errors += [f"`{k}` must be >= 0, got {getattr(self, k)}" for k in
                    ("learning_rate", "warmup", "early_stopping_patience", "eval_steps", "max_train_samples", "threads")
                    if getattr(self, k) < 0]
-        if self.warmup >= 1 and self.warmup != int(self.warmup): errors.append(f"warmup {self.warmup}: a share below 1, or whole steps")
-        if not 0 < self.val_size < 1: errors.append(f"val_size must be between 0 and 1, got {self.val_size}")
-        if self.class_weights not in CLASS_WEIGHTS: errors.append(f"class_weights must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
+        if self.warmup >= 1 and self.warmup != int(self.warmup): errors.append(f"`warmup` {self.warmup}: a share below 1, or whole steps")
+        if not 0 < self.val_size < 1: errors.append(f"`val_size` must be between 0 and 1, got {self.val_size}")
+        if self.class_weights not in CLASS_WEIGHTS: errors.append(f"`class_weights` must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
         try: check_wandb_mode(self.wandb_mode)
         except ValueError as e: errors.append(str(e))
-        if self.dataset: parse_target(self.dataset, repo_type="dataset")
-        if self.target: parse_target(self.target, repo_type="model")
-        if self.base_model.startswith("hf://") and (rev := parse_target(self.base_model, repo_type="model").revision):
-            if self.revision and self.revision != rev: errors.append(f"base_model names revision {rev}, revision says {self.revision}")
+        for name, kind in (("dataset", "dataset"), ("target", "model"), ("base_model", "model")):
+            try: (v := getattr(self, name)) and parse_target(v, repo_type=kind)
+            except ValueError as e: errors.append(f"`{name}`: {e}")
+        if self.base_model.startswith("hf://") and not errors and (rev := parse_target(self.base_model, repo_type="model").revision):
+            if self.revision and self.revision != rev: errors.append(f"`base_model` ends in @{rev} but `revision` says {self.revision}")
             self.revision = rev
         if self.resume and not (self.output_dir or self.target):
-            errors.append("resume needs the output_dir (or target) of the run to continue")
-        if errors: raise ValueError("invalid train settings: " + "; ".join(errors))
+            errors.append("`resume` needs the `output_dir` (or `target`) of the run to continue")
+        check_settings(self, "train settings", errors)
 
 # %% ../nbs/02_train.ipynb #abef9ee4
 def default_base_model() -> str:

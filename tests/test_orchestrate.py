@@ -155,7 +155,7 @@ def test_bad_config_is_exit_2_naming_file_and_keys(tmp_path, capsys):
     (["--skip", "tokenize"], "are not steps"),
     (["--epochs", "two"], "invalid float value"),
     (["--no-such-flag"], "unrecognized arguments"),
-    (["--base-model", "hf_" + "Z"*34], "base_model must not carry secrets"),
+    (["--base-model", "hf_" + "Z"*34], "--base-model must not carry secrets"),
 ])
 def test_bad_flags_are_exit_2(capsys, argv, says, tmp_path):
     code, out, err = run_main(capsys, [*argv, "--runs-dir", str(tmp_path)])
@@ -189,21 +189,21 @@ def _token(value):
 # name -> (extra flags, set-up, what the one problem says); each runs alone against a clean slate
 PROBLEMS = {
     "input missing": (["--dataset", "{tmp}/nope.jsonl"], None, "nope.jsonl: no such file or folder"),
-    "field absent": (["--label-field", "label_name"], None, "has the field 'label_name' (label_field); fields seen: body, body.text"),
-    "require gpu": (["--require-gpu"], None, "require_gpu: torch"),
+    "field absent": (["--label-field", "label_name"], None, "has the field 'label_name' (--label-field); fields seen: body, body.text"),
+    "require gpu": (["--require-gpu"], None, "--require-gpu: torch"),
     "no hf token": (["--model-target", "hf://ada/clf"], None, "publishing to the Hub needs a token with write access"),
     "invalid hf token": (["--model-target", "hf://ada/clf"], _token("hf_" + "X"*34), "token in force is not valid"),
     "read-only token": (["--dataset-target", "hf://datasets/bob/data"], _token(READ), "the token of bob is read-only"),
     "foreign namespace": (["--model-target", "hf://acme-org/clf"], _token(WRITE), "ada cannot write to 'acme-org'"),
-    "wandb key": (["--wandb-mode", "online"], None, "wandb_mode='online' needs a W&B API key"),
-    "local target full": (["--model-target", "{tmp}/full"], lambda mp: None, "model_target: target {tmp}/full exists and is not empty"),
+    "wandb key": (["--wandb-mode", "online"], None, "--wandb-mode online needs a W&B API key"),
+    "local target full": (["--model-target", "{tmp}/full"], lambda mp: None, "--model-target: target {tmp}/full exists and is not empty"),
     "disk": ([], _full_disk, "disk: checkpoints need about"),
-    "skip train, no model": (["--skip", "train"], None, "skip train needs a `model` to evaluate"),
-    "unknown split": (["--split", "validation"], None, "split 'validation': a cleaned dataset has the splits train and test"),
-    "no base model": (["--base-model", "{tmp}/nothing-here"], None, "base_model {tmp}/nothing-here: no model folder"),
+    "skip train, no model": (["--skip", "train"], None, "--skip train needs a --model to evaluate"),
+    "unknown split": (["--split", "validation"], None, "--split 'validation': a cleaned dataset has the splits train and test"),
+    "no base model": (["--base-model", "{tmp}/nothing-here"], None, "--base-model {tmp}/nothing-here: no model folder"),
     "hub base model offline": (["--base-model", "acme/never-downloaded"], lambda mp: mp.setattr(preflight, "_hub_offline", lambda: True),
                                "acme/never-downloaded: the Hub is offline (HF_HUB_OFFLINE) and the model is not in the local cache"),
-    "checkpoints left": (["--checkpoint-dir", "{tmp}/ck"], lambda mp: None, "checkpoint_dir {tmp}/ck holds checkpoints; pass resume"),
+    "checkpoints left": (["--checkpoint-dir", "{tmp}/ck"], lambda mp: None, "--checkpoint-dir {tmp}/ck holds checkpoints; pass --resume"),
 }
 
 
@@ -225,9 +225,9 @@ def test_each_preflight_problem_alone_is_exit_2_before_any_work(name, env, hub, 
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--dataset", "hf://ada/data"], "dataset: hf://ada/data is a model repo"),
-    (["--model-target", "hf://ada/m@"], "model_target: hf://ada/m@: empty revision"),
-    (["--resume"], "resume needs checkpoint_dir"),
+    (["--dataset", "hf://ada/data"], "--dataset: hf://ada/data is a model repo"),
+    (["--model-target", "hf://ada/m@"], "--model-target: hf://ada/m@: empty revision"),
+    (["--resume"], "--resume needs --checkpoint-dir"),
 ])
 def test_malformed_settings_are_exit_2(argv, says, tmp_path, capsys):
     code, _, err = run_main(capsys, [*argv, "--runs-dir", str(tmp_path)])
@@ -243,7 +243,7 @@ def test_a_model_alone_is_evaluated_on_its_own_test_split_if_it_names_one(finish
     assert code == 2 and "no train_metrics.json naming the data" in err
     code, _, err = run_main(capsys, ["--model", str(finished/"model"), "--examples", str(finished/"x.jsonl"),
                                      "--dataset", str(finished/"dataset"), "--runs-dir", str(tmp_path/"c")])
-    assert code == 2 and f"dataset {finished/'dataset'} would not be used: with model and examples the run only evaluates" in err
+    assert code == 2 and f"--dataset {finished/'dataset'} would not be used: with --model and --examples the run only evaluates" in err
 
 
 @pytest.mark.parametrize("interpreter", ["/bin/true", "base"])
@@ -267,10 +267,10 @@ def test_a_python3_kernel_of_another_interpreter_is_a_preflight_problem(interpre
 def test_artefact_folders_must_not_overlap(env, tmp_path, capsys):
     code, _, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--dry-run",
                                      "--dataset-target", str(tmp_path/"out"), "--model-target", str(tmp_path/"out")])
-    assert code == 2 and f"dataset_target {tmp_path/'out'} and model_target {tmp_path/'out'} overlap" in err
+    assert code == 2 and f"--dataset-target {tmp_path/'out'} and --model-target {tmp_path/'out'} overlap" in err
     code, _, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--dry-run",
                                      "--model-target", str(tmp_path/"m"), "--checkpoint-dir", str(tmp_path/"m"/"ck")])
-    assert code == 2 and "model_target" in err and "checkpoint_dir" in err and "overlap" in err
+    assert code == 2 and "--model-target" in err and "--checkpoint-dir" in err and "overlap" in err
 
 
 def test_list_flags_take_one_value_each_and_leave_the_dataset_alone():
@@ -319,7 +319,7 @@ def test_several_problems_are_reported_together(env, no_secrets, tmp_path, capsy
     code, _, err = run_main(capsys, argv)
     assert code == 2
     assert "preflight found 5 problems" in err
-    for says in ("train settings: epochs must be > 0", "has the field 'label_name'", "ref.jsonl: no such file",
+    for says in ("train settings: --epochs must be > 0", "has the field 'label_name'", "ref.jsonl: no such file",
                  "needs a W&B API key", "disk: checkpoints need about"):
         assert says in err
     assert not (tmp_path/"runs").exists()
@@ -482,3 +482,37 @@ def test_a_two_label_data_set_runs_through_the_step_notebooks(env, tmp_path, cap
     cells = nbformat.read(run/"03_eval.ipynb", as_version=4).cells
     (worst,) = [c for c in cells if "worst_examples(result.records)" in c.source and "def " not in c.source]
     assert any("text/html" in o.get("data", {}) for o in worst.outputs)  # the table was shown, not an error
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--train-batch-size", "0"], "train settings: --train-batch-size must be > 0, got 0"),
+    (["--eval-batch-size", "0", "--max-eval-samples", "-1"], "eval settings: --eval-batch-size must be >= 1, got 0; --max-eval-samples must be >= 0, got -1"),
+    (["--engine", "docker"], "invalid settings: --engine must be one of python, papermill, got 'docker'"),
+    (["--labels-include", "a", "--labels-exclude", "a"], "clean settings: --labels-include and --labels-exclude both name ['a']"),
+])
+def test_settings_errors_name_the_flags(env, capsys, tmp_path, argv, says):
+    "From the command line, a setting is named by its flag, also when a step's own settings (batch_size) refuse it."
+    code, out, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), *argv])
+    assert code == 2 and says in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_preflight_names_the_flags_to_pass(env, capsys, tmp_path):
+    (tmp_path/"ck"/"checkpoint-4").mkdir(parents=True)
+    code, _, err = run_main(capsys, [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--checkpoint-dir", str(tmp_path/"ck")])
+    assert code == 2 and f"--checkpoint-dir {tmp_path/'ck'} holds checkpoints; pass --resume to continue that run, or --overwrite" in err
+
+
+@pytest.mark.slow
+def test_papermill_names_the_parameters(env, tmp_path):
+    "Under papermill, the same problems name the -p parameters: the step notebook's own, and the whole run's."
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(NBS/"02_train.ipynb"), str(tmp_path/"t.ipynb"), cwd=str(NBS), kernel_name="python3", progress_bar=False,
+                            parameters=dict(dataset=str(tmp_path/"nowhere"), batch_size=0, epochs=0.0))
+    assert "invalid train settings: -p epochs must be > 0, got 0.0; -p batch_size must be > 0, got 0" in e.value.evalue
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(NBS/"06_orchestrate.ipynb"), str(tmp_path/"o.ipynb"), cwd=str(NBS), kernel_name="python3",
+                            progress_bar=False, parameters=dict(dataset=str(env["data"]), text_field="body.text", label_field="intent",
+                                                                train_batch_size=0, runs_dir=str(tmp_path/"runs")))
+    assert "train settings: -p train_batch_size must be > 0, got 0" in e.value.evalue
