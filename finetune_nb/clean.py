@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/clean.html.md"""
 # %% ../nbs/01_clean.ipynb #5a2069f7
 from __future__ import annotations
 
-import csv, hashlib, json, math, time, unicodedata
+import csv, hashlib, json, math, re, shutil, time, unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .data import DATA_FILES, REASONS, ledger_entry, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_secrets, check_settings, check_target,
+                              hub_local_dir, public_name, public_settings,
                               get_logger, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
                               sample_data, setting)
 
@@ -25,8 +26,8 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'NOISE_RULES', 'CleanSettings', 'filter_labels', 'normalize_text', 'tfidf_vectors', 'resolve_groups',
-           'drop_duplicates', 'balance', 'split', 'leakage', 'CleanResult', 'clean', 'dataset_card', 'write_dataset',
-           'publish_dataset', 'run_clean']
+           'drop_duplicates', 'balance', 'split', 'leakage', 'CleanResult', 'CleanError', 'clean', 'dataset_card',
+           'write_dataset', 'public_stats', 'write_ledger', 'publish_dataset', 'run_clean']
 
 # %% ../nbs/01_clean.ipynb #846cb780
 NOISE_RULES = ("drop", "majority")
@@ -49,6 +50,8 @@ class CleanSettings:
     max_per_label: int = setting(0, "down-sample labels with more rows than this, seeded (0: off)")
     reference_test: str = setting("", "official test JSONL (same fields) to check for leakage into train; empty: none")
     private: bool = setting(False, "create a new Hub dataset repo as private")
+    license: str = setting("", "license of the published dataset, for its card (e.g. cc-by-4.0, apache-2.0); empty: unstated")
+    language: list[str] = setting([], "languages of the texts, ISO 639 codes for the card (e.g. en, de); empty: unstated")
 
     def __post_init__(self):
         check_no_secrets(self, "clean settings")
@@ -59,17 +62,22 @@ class CleanSettings:
         if not 0 < self.near_dup_threshold <= 1: errors.append(f"`near_dup_threshold` must be in (0, 1], got {self.near_dup_threshold}")
         elif round(self.near_dup_threshold, 6) != self.near_dup_threshold:  # ledger similarities have 6 decimals
             errors.append(f"`near_dup_threshold` has at most 6 decimals, got {self.near_dup_threshold}")
+        if not 0 <= self.seed < 2**32: errors.append(f"`seed` must be between 0 and 2**32 - 1, got {self.seed}")
         if self.noise not in NOISE_RULES: errors.append(f"`noise` must be one of {', '.join(NOISE_RULES)}, got {self.noise!r}")
         if self.min_per_label < 0 or self.max_per_label < 0: errors.append("`min_per_label` and `max_per_label` must be >= 0")
         if self.max_per_label and self.max_per_label < max(self.min_per_label, 2):
             errors.append(f"`max_per_label` {self.max_per_label} must be at least max(`min_per_label`, 2)")
-        for name in ("labels_include", "labels_exclude"):
+        for name in ("labels_include", "labels_exclude", "language"):
             v = getattr(self, name)
             if isinstance(v, str): setattr(self, name, [v] if v else [])
             elif not isinstance(v, (list, tuple)): errors.append(f"`{name}` must be a list of labels, got {v!r}")
             else: setattr(self, name, [str(x) for x in v])
         if both := set(self.labels_include) & set(self.labels_exclude):
             errors.append(f"`labels_include` and `labels_exclude` both name {sorted(both)}")
+        if self.license and not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
+            errors.append(f"`license` {self.license!r}: a Hub license id, such as cc-by-4.0, mit or apache-2.0")
+        if bad := [l for l in self.language if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)?", l)]:
+            errors.append(f"`language` {bad}: ISO 639 codes, such as en, de or pt-BR")
         try: self.target and parse_target(self.target, repo_type="dataset")
         except ValueError as e: errors.append(f"`target`: {e}")
         check_settings(self, "clean settings", errors)
@@ -217,13 +225,19 @@ def split(
                               ", ".join(sorted(e["label"] for e in ledger))[:500])
     df = df[~single]
     n, k = len(df), df["label"].nunique()
-    if n == 0: raise ValueError("no rows left to split: every row was dropped (see the ledger's reasons)")
+    if n == 0: return df, df, ledger  # nothing left: `clean` says why
     # every label now has 2+ rows (n >= 2k), so both splits can hold one row of each: at least k test rows, at most n - k
     n_test = min(max(math.ceil(test_size*n), k), n - k)
     if n_test != math.ceil(test_size*n):
-        logger.warning("test_size=%s gives %d test rows for %d rows of %d labels; using %d so that train and test hold "
+        logger.warning("test_size=%s gives %d test rows for %d rows of %d labels; using %d so that train and test can hold "
                        "every label", test_size, math.ceil(test_size*n), n, k, n_test)
     train, test = train_test_split(df, test_size=n_test, stratify=df["label"], random_state=seed)
+    for label in sorted(set(test["label"]) - set(train["label"])):  # rounding gave a label no train row: training needs one
+        move = test[test["label"] == label].index[:1]
+        train, test = pd.concat([train, test.loc[move]]), test.drop(index=move)
+    if missing := sorted(set(train["label"]) - set(test["label"])):
+        logger.warning("%d labels have train rows but no test rows (rounding of the stratified split): their test scores "
+                       "will be missing: %s", len(missing), ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
     return train.sort_values("id"), test.sort_values("id"), ledger
 
 # %% ../nbs/01_clean.ipynb #7035cf56
@@ -266,6 +280,12 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
     return h.hexdigest()
 
+class CleanError(ValueError):
+    "Cleaning left no rows to publish; `ledger` and `stats` say why, line by line."
+    def __init__(self, message: str, ledger: pd.DataFrame, stats: dict):
+        super().__init__(message)
+        self.ledger, self.stats = ledger, stats
+
 def clean(settings: CleanSettings) -> CleanResult:
     "Run every stage on `settings.input_path` and check that each input line is accounted for exactly once."
     s, t0 = settings, time.time()
@@ -287,10 +307,17 @@ def clean(settings: CleanSettings) -> CleanResult:
     train, test, led = split(df, s.test_size, s.seed)
     ledger += led
     stages.append(("split", len(train) + len(test)))
+    labels_kept = {"read": len(labels_read), "train": train["label"].nunique(), "test": test["label"].nunique()}
     ledger = pd.DataFrame(ledger, columns=list(dict.fromkeys(["line", "reason", "label", "duplicate_of", "similarity", "text",
                                                                *(k for e in ledger for k in e)])))
     ledger = ledger.sort_values("line", kind="stable").reset_index(drop=True).astype({"duplicate_of": "Int64"})
     _check_accounting(n_lines, train, test, ledger)
+    if not len(train):
+        dropped = Counter(ledger["reason"]).most_common()
+        stats = {"input": {"path": str(path), "lines": n_lines}, "stages": [{"stage": k, "rows": v} for k, v in stages],
+                 "dropped": dict(dropped), "settings": asdict(s), "seconds": round(time.time() - t0, 2)}
+        raise CleanError(f"no rows left to split: all {n_lines} lines of {path.name} were dropped ("
+                         + ", ".join(f"{k} {v}" for k, v in dropped[:4]) + (", ..." if len(dropped) > 4 else "") + ")", ledger, stats)
     leaks = leakage(train, test, s.near_dup_threshold)
     if leaks: logger.warning("%d test rows have a train row at TF-IDF cosine >= %s (refitted on the final splits), e.g. test "
                              "line %d ~ train line %d (%.3f); see stats.json", len(leaks), s.near_dup_threshold,
@@ -310,6 +337,7 @@ def clean(settings: CleanSettings) -> CleanResult:
         "stages": [{"stage": k, "rows": v} for k, v in stages],
         "dropped": dict(Counter(ledger["reason"]).most_common()),
         "splits": {"train": len(train), "test": len(test)},
+        "label_counts": {**labels_kept, "train_without_test": sorted(set(train["label"]) - set(test["label"]))},
         "labels": {l: {"read": int(labels_read.get(l, 0)), "train": int((train["label"] == l).sum()),
                        "test": int((test["label"] == l).sum())} for l in sorted(labels_read.index)},
         "near_duplicates": {"method": "leader clustering in input order, exact cosine search (prefix filtering)", **dedup},
@@ -343,7 +371,7 @@ def dataset_card(result: CleanResult) -> str:
     data = DatasetCardData(
         task_categories=["text-classification"], size_categories=[_size_category(len(result.train) + len(result.test))],
         configs=[{"config_name": "default", "data_files": [{"split": s, "path": p} for s, p in DATA_FILES.items()]}],
-        tags=["finetune_nb"])
+        tags=["finetune_nb"], license=s.get("license") or None, language=s.get("language") or None)
     stage_rows = "\n".join(f"| {x['stage']} | {x['rows']} |" for x in st["stages"])
     drop_rows = "\n".join(f"| `{k}` | {v} | {REASONS[k]} |" for k, v in st["dropped"].items())
     label_rows = "\n".join(f"| `{l}` | {c['read']} | {c['train']} | {c['test']} |" for l, c in st["labels"].items())
@@ -395,7 +423,7 @@ that leads a group and that it reaches TF-IDF cosine {s['near_dup_threshold']} w
 ## Settings
 
 ```json
-{json.dumps(s, indent=2)}
+{json.dumps(public_settings(s), indent=2)}
 ```
 """
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}"))
@@ -411,13 +439,24 @@ def write_dataset(result: CleanResult, folder: str | Path) -> Path:
         df = df[["id", "text", "label"]]
         pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), folder/DATA_FILES[name])
         df.to_csv(folder/f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)  # texts and labels quoted
-    with open(folder/"dropped.jsonl", "w", encoding="utf-8") as f:
-        for e in result.ledger.to_dict("records"):
-            f.write(jsonl_line({k: v for k, v in e.items() if not _isna(v)}))
-    (folder/"stats.json").write_text(json.dumps(result.stats, indent=1, ensure_ascii=False, default=json_default) + "\n",
+    write_ledger(result.ledger, folder)
+    (folder/"stats.json").write_text(json.dumps(public_stats(result.stats), indent=1, ensure_ascii=False, default=json_default) + "\n",
                                      encoding="utf-8")
     (folder/"README.md").write_text(dataset_card(result), encoding="utf-8")
     return folder
+
+def public_stats(stats: dict) -> dict:
+    "`stats` as published: files named, not placed (no paths of the machine that cleaned them)."
+    out = {**stats, "settings": public_settings(stats.get("settings", {}))}
+    if "input" in out: out["input"] = {**out["input"], "path": public_name(out["input"]["path"])}
+    if ref := (out.get("leakage") or {}).get("reference_test"):
+        out["leakage"] = {**out["leakage"], "reference_test": {**ref, "path": public_name(ref["path"])}}
+    return out
+
+def write_ledger(ledger: pd.DataFrame, folder: Path):
+    "`dropped.jsonl`: one line per ledger entry, missing values left out."
+    with open(folder/"dropped.jsonl", "w", encoding="utf-8") as f:
+        for e in ledger.to_dict("records"): f.write(jsonl_line({k: v for k, v in e.items() if not _isna(v)}))
 
 def _isna(v) -> bool: return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
@@ -432,7 +471,13 @@ def publish_dataset(result: CleanResult, target: str | Path, overwrite: bool = F
 def run_clean(settings: CleanSettings) -> tuple[CleanResult, Publication]:
     "The step as one call: check the target first, clean, then publish."
     target = settings.target or str(run_folder("clean")/"dataset")
-    check_target(parse_target(target, repo_type="dataset"), settings.overwrite)  # refuse before any work
-    result = clean(settings)
+    t = check_target(parse_target(target, repo_type="dataset"), settings.overwrite)  # refuse before any work
+    try: result = clean(settings)
+    except CleanError as e:  # nothing to publish; what was dropped, and why, is kept beside the target
+        failed = (t.path if not t.is_hub else hub_local_dir(t)).with_name((t.path if not t.is_hub else hub_local_dir(t)).name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True); failed.mkdir(parents=True)
+        write_ledger(e.ledger, failed)
+        (failed/"stats.json").write_text(json.dumps(e.stats, indent=1, ensure_ascii=False, default=json_default) + "\n", encoding="utf-8")
+        raise CleanError(f"{e}; the ledger (dropped.jsonl) and stats.json are in {failed}", e.ledger, e.stats) from None
     pub = publish_dataset(result, target, settings.overwrite, settings.private)
     return result, pub

@@ -17,12 +17,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LABEL_FIELD', 'setting', 'run_folder', 'flag',
-           'papermill_name', 'setting_names', 'setting_name', 'SettingsError', 'check_settings', 'json_default',
-           'jsonl_line', 'hf_token', 'wandb_key', 'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact',
-           'get_logger', 'RedactingFormatter', 'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed',
-           'library_versions', 'DeviceInfo', 'detect_device', 'set_threads', 'Target', 'parse_target', 'check_target',
-           'Publication', 'hub_local_dir', 'publishing', 'sample_data']
+__all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LABEL_FIELD', 'setting', 'public_name',
+           'public_settings', 'run_folder', 'flag', 'papermill_name', 'setting_names', 'setting_name', 'SettingsError',
+           'check_settings', 'json_default', 'jsonl_line', 'hf_token', 'wandb_key', 'known_secrets',
+           'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter', 'setup_logging',
+           'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo', 'detect_device',
+           'set_threads', 'Target', 'parse_target', 'check_target', 'Publication', 'hub_local_dir', 'publishing',
+           'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -36,6 +37,17 @@ def setting(
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
+
+def public_name(value: str) -> str:
+    "How a file, folder or repo may appear in what is published: `hf://` and Hub ids as they are, a local path by its name alone."
+    if not isinstance(value, str) or not value or value.startswith("hf://"): return value
+    p = Path(value).expanduser()
+    local = p.is_absolute() or value.startswith((".", "~")) or p.exists()
+    return p.name if local else value  # `acme/tickets-clf` is a Hub id; `/home/ada/data/tickets.jsonl` is `tickets.jsonl`
+
+def public_settings(settings: dict) -> dict:
+    "`settings` (a dataclass as a dict) with every local path reduced to its name: what a card or a Hub repo may show."
+    return {k: (public_name(v) if isinstance(v, str) else v) for k, v in settings.items()}
 
 def run_folder(step: str) -> Path:
     "A fresh folder name for a run on defaults: `runs/<YYYYmmdd-HHMMSS>-<step>` under the working directory."
@@ -367,6 +379,11 @@ def _replace_dir(new: Path, dest: Path):
         os.rename(dest, old); os.rename(new, dest); os.rename(old, new)
 
 # %% ../nbs/00_core.ipynb #1ca6178a
+def _set(flag_name: str) -> str:
+    "How to switch a boolean setting on, in the words of whoever runs this: `overwrite=True`, `--overwrite`, `-p overwrite True`."
+    name = setting_name(flag_name)
+    return f"{name}=True" if name == flag_name else f"{name} True" if name.startswith("-p ") else name
+
 def check_target(
     target: str | Path | Target,  # where the artefact will go
     overwrite: bool = False,  # may an existing, non-empty target be replaced?
@@ -380,12 +397,12 @@ def check_target(
         try: files = HfApi().list_repo_files(t.repo_id, repo_type=t.repo_type, revision=t.revision)
         except (RepositoryNotFoundError, RevisionNotFoundError): return t
         if [f for f in files if f != ".gitattributes"]: raise FileExistsError(
-            f"target {t} already holds {len(files)} files; pass overwrite=True to publish a new "
+            f"target {t} already holds {len(files)} files; pass {_set('overwrite')} to publish a new "
             "version (the Hub keeps the old one in its history)")
         return t
     if t.path.exists() and not t.path.is_dir(): raise NotADirectoryError(f"target {t.path} exists and is not a folder")
     if not overwrite and t.path.is_dir() and any(t.path.iterdir()): raise FileExistsError(
-        f"target {t.path} exists and is not empty; pass overwrite=True (papermill: -p overwrite True) to replace it")
+        f"target {t.path} exists and is not empty; pass {_set('overwrite')} to replace it")
     return t
 
 # %% ../nbs/00_core.ipynb #5c418463

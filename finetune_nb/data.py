@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import parse_target
+from .core import parse_target, setting_name
 
 # %% auto #0
-__all__ = ['REASONS', 'DATA_FILES', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'read_jsonl', 'load_clean_dataset',
-           'effective_max_length']
+__all__ = ['REASONS', 'DATA_FILES', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'read_jsonl', 'JsonlScan',
+           'scan_jsonl', 'load_clean_dataset', 'effective_max_length']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -32,7 +33,7 @@ REASONS = {
     "text_not_a_string": "the text is a number, boolean, list or object",
     "missing_label": "the label field is absent or null",
     "empty_label": "the label is an empty string",
-    "label_not_a_string": "the label is a float, boolean, list or object (integer labels become strings)",
+    "label_not_a_string": "the label is a non-integral float, a boolean, list or object (integers, 2.0 too, become strings)",
     "label_not_included": "labels_include is set and does not name this label",
     "label_excluded": "labels_exclude names this label",
     "exact_duplicate": "same text as the kept row `duplicate_of`, after NFKC, whitespace and case normalisation",
@@ -64,9 +65,10 @@ def get_field(obj: dict, path: str):
 
 # %% ../nbs/00a_data.ipynb #75b3d348
 def label_to_str(value) -> str | None:
-    "A label as a string: strings as they are, integers in decimal; `None` for every other type."
+    "A label as a string: strings as they are, integers (and integral floats) in decimal; `None` for every other type."
     if isinstance(value, str): return value
     if isinstance(value, int) and not isinstance(value, bool): return str(value)
+    if isinstance(value, float) and value.is_integer(): return str(int(value))
     return None
 
 # %% ../nbs/00a_data.ipynb #99e46488
@@ -88,7 +90,7 @@ def _parse_line(raw: bytes, i: int, text_field: str, label_field: str | None, se
     except (ValueError, RecursionError) as e:  # e.g. an integer of 5,000 digits, or 100,000 nested brackets
         return ledger_entry(i, "bad_json", detail=f"{type(e).__name__}: {str(e)[:100]}")
     if not isinstance(obj, dict): return ledger_entry(i, "not_an_object", detail=f"a JSON {type(obj).__name__}")
-    if has["objects"] < 10_000: seen.update(set(_key_paths(obj)))  # enough to name the fields a file has
+    if has["objects"] < 10_000: seen.update(dict.fromkeys(_key_paths(obj), 1))  # enough to name the fields a file has (in file order)
     has["objects"] += 1
     text = get_field(obj, text_field)
     label = get_field(obj, label_field) if label_field else None
@@ -117,6 +119,42 @@ def _lines(path: Path):
             yield raw[:-1] if raw.endswith(b"\n") else raw
         bar.update(done - bar.n)
 
+def sniff(path: str | Path) -> str | None:
+    "What a file that is not JSON Lines is, with the command that converts it; None when it starts like UTF-8 text."
+    path = Path(path)
+    with open(path, "rb") as f: head = f.read(1 << 16)
+    name, stem = path.name, path.name.split(".")[0] or "data"
+    if head.startswith(b"\x1f\x8b"): return f"{path} is gzip-compressed: unpack it first (`gunzip -k {name}`)"
+    if head.startswith(b"PK\x03\x04"): return f"{path} is a zip archive or an Excel workbook: unpack it, or export the rows as JSON Lines"
+    boms = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"), (b"\xfe\xff", "UTF-16BE"))
+    enc = next((e for bom, e in boms if head.startswith(bom)), None)
+    if enc is None and head.count(0) > len(head)//4:  # text of two bytes a character, without a byte-order mark
+        enc = "UTF-16LE" if head[1::2].count(0) > 3*head[0::2].count(0) else "UTF-16BE" if head[0::2].count(0) > 3*head[1::2].count(0) else None
+        if enc is None: return f"{path} is binary, not text: JSON Lines is one JSON object per line of UTF-8 text"
+    if enc: return f"{path} is {enc} text, not UTF-8: convert it first (`iconv -f {enc} -t UTF-8 {name} > {stem}-utf8.jsonl`)"
+    text = head.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("["):
+        return f"{path} holds one JSON array, not one JSON object per line: convert it (`jq -c '.[]' {name} > {stem}-lines.jsonl`)"
+    first = text.split("\n", 1)[0]
+    if first and not first.startswith("{") and ("," in first or "\t" in first):
+        sep = "\\t" if "\t" in first and "," not in first else ","
+        return (f"{path} looks like {'TSV' if sep != ',' else 'CSV'}, not JSON Lines: convert it (`python -c \"import pandas as pd; "
+                f"pd.read_csv('{name}', sep='{sep}', dtype=str, keep_default_na=False).to_json('{stem}-rows.jsonl', orient='records', "
+                f"lines=True, force_ascii=False)\"`)")
+    return None
+
+def _no_objects(path: Path, n: int, first: tuple[int, str]) -> ValueError:
+    "The error for a file without a single JSON object: the first problem, and what the file looks like."
+    hint = sniff(path)
+    return ValueError(f"{path}: none of its {n} lines is a JSON object (first problem: line {first[0]}, {first[1]})"
+                      + (f"; {hint}" if hint else ""))
+
+def _missing_fields(path: Path, has: Counter, seen: Counter, text_field: str, label_field: str | None) -> ValueError | None:
+    for name, f, key in (("text_field", text_field, "text"), ("label_field", label_field, "label")):
+        if f and not has[key]:
+            present = ", ".join(k for k, _ in seen.most_common(30))
+            return ValueError(f"{path}: {setting_name(name)} {f!r} is in none of its {has['objects']} JSON objects; fields present: {present}")
+
 def read_jsonl(
     path: str | Path,  # JSONL file, one object a line
     text_field: str,  # field (or dotted path) holding the text
@@ -132,15 +170,41 @@ def read_jsonl(
         if isinstance(r, dict): ledger.append(r)
         else: ids.append(n); texts.append(r[0]); labels.append(r[1])
     if not n: raise ValueError(f"{path} is empty")
-    if not has["objects"]: raise ValueError(f"{path}: none of its {n} lines is a JSON object (first problem: "
-                                            f"line {ledger[0]['line']}, {ledger[0]['reason']})")
-    for name, f, key in (("text_field", text_field, "text"), ("label_field", label_field, "label")):
-        if f and not has[key]:
-            present = ", ".join(k for k, _ in seen.most_common(30))
-            raise ValueError(f"{path}: {name} {f!r} is in none of its {has['objects']} JSON objects; fields present: {present}")
+    if not has["objects"]: raise _no_objects(path, n, (ledger[0]["line"], ledger[0]["reason"]))
+    if e := _missing_fields(path, has, seen, text_field, label_field): raise e
     df = pd.DataFrame({"id": np.array(ids, dtype=np.int64), "text": pd.Series(texts, dtype=object),
                        "label": pd.Series(labels, dtype=object)})
     return df, ledger, n
+
+# %% ../nbs/00a_data.ipynb #22d3cf4c
+@dataclass
+class JsonlScan:
+    "What a JSON Lines file holds, by the rules of `read_jsonl`, without its texts."
+    path: Path
+    lines: int  # lines in the file
+    rows: int  # lines that are rows (a text, and a label when one was asked for)
+    labels: Counter  # rows per label
+    dropped: Counter  # lines per ledger reason
+    fields: list[str]  # field paths the file's objects have (from the first 10,000)
+
+def scan_jsonl(
+    path: str | Path,  # JSONL file, one object a line
+    text_field: str,  # field (or dotted path) holding the text
+    label_field: str | None,  # field (or dotted path) holding the label; None: texts only
+    what: str = "input_path",  # the setting that named the file, for error messages
+) -> JsonlScan:
+    "Count what `read_jsonl` would read from `path`: rows per label and lines per reason; the same errors for the same files."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
+    labels, dropped, seen, has, n, first = Counter(), Counter(), Counter(), Counter(), 0, None
+    for n, raw in enumerate(_lines(path), 1):
+        r = _parse_line(raw, n, text_field, label_field, seen, has)
+        if isinstance(r, dict): dropped[r["reason"]] += 1; first = first or (n, r["reason"])
+        else: labels[r[1]] += 1
+    if not n: raise ValueError(f"{path} is empty")
+    if not has["objects"]: raise _no_objects(path, n, first)
+    if e := _missing_fields(path, has, seen, text_field, label_field): raise e
+    return JsonlScan(path, n, sum(labels.values()), labels, dropped, [k for k, _ in seen.most_common()])
 
 # %% ../nbs/00a_data.ipynb #92f494e9
 DATA_FILES = {"train": "data/train.parquet", "test": "data/test.parquet"}  # split -> file, inside a cleaned dataset

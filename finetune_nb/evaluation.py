@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 
 from .data import MAX_LENGTH, effective_max_length, load_clean_dataset, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
-                              get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, run_folder,
-                              set_threads, setting)
+                              get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
+                              run_folder, set_threads, setting)
 
 logger = get_logger(__name__)
 
@@ -317,7 +317,7 @@ def update_card(model_dir: str | Path, metrics: dict) -> bool:
     if _CARD_START in txt:
         end = txt.find(_CARD_END, txt.index(_CARD_START))
         txt = txt[:txt.index(_CARD_START)].rstrip() + (txt[end + len(_CARD_END):] if end >= 0 else "")
-    src = metrics.get("dataset") or metrics.get("examples")
+    src = public_name(metrics.get("dataset") or metrics.get("examples") or "")
     section = (f"\n\n{_CARD_START}\n## Test metrics\n\nOn `{src}`{' split ' + metrics['split'] if metrics.get('split') else ''} "
                f"({metrics['labelled']} labelled rows):\n\n{metrics_table(metrics)}\n{_CARD_END}\n")
     card.write_text(txt.rstrip() + section, encoding="utf-8")
@@ -360,8 +360,8 @@ def run_eval(s: EvalSettings) -> EvalResult:
     m = res.metrics
     if "fine_tuned" in m:
         f = m["fine_tuned"]
-        logger.info("%d rows: top-1 %.4f, top-2 %s, top-3 %s, macro-F1 %.4f", m["labelled"], f["top1_accuracy"],
-                    f.get("top2_accuracy"), f.get("top3_accuracy"), f["macro_f1"])
+        logger.info("%d rows: %s, macro-F1 %.4f", m["labelled"], ", ".join(
+            f"top-{k} {f[f'top{k}_accuracy']:.4f}" for k in range(1, 4) if f"top{k}_accuracy" in f), f["macro_f1"])
     if m["unlabelled"]: logger.info("%d unlabelled rows predicted (no correctness flags)", m["unlabelled"])
     if m["truncated"]["rows"]: logger.info("%d texts were longer than %d tokens and cut, as in training", m["truncated"]["rows"],
                                            m["truncated"]["max_length"])

@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/orchestrate.html.md"""
 # %% ../nbs/06_orchestrate.ipynb #0f3238d3
 from __future__ import annotations
 
-import argparse, difflib, json, os, re, subprocess, sys, time
+import argparse, difflib, io, json, os, re, subprocess, sys, time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from .train import run_train
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'StepError', 'local_copy', 'step_notebook', 'run_step', 'git_state', 'write_json', 'collect', 'summary',
-           'RunResult', 'describe', 'run_pipeline', 'build_parser', 'load_config', 'parse_settings', 'main', 'cli']
+__all__ = ['logger', 'KERNEL_ARGS', 'StepError', 'local_copy', 'step_notebook', 'run_step', 'git_state', 'write_json', 'collect',
+           'summary', 'next_command', 'RunResult', 'describe', 'run_pipeline', 'build_parser', 'load_config',
+           'parse_settings', 'main', 'cli']
 
 # %% ../nbs/06_orchestrate.ipynb #2b66d7f0
 class StepError(RuntimeError):
@@ -51,14 +52,34 @@ def step_notebook(src: str | Path, dest: str | Path) -> Path:
     nbformat.write(nb, dest)
     return Path(dest)
 
+class _KernelOutput(io.TextIOBase):
+    "What a step's kernel prints, line by line as it comes: to the terminal and `run.log` (its log lines keep their own time)."
+    def __init__(self, log: Path | None, stream=None):
+        self.log, self.stream, self.rest = log, stream or sys.stderr, ""
+    def write(self, text: str) -> int:
+        lines = (self.rest + text).split("\n")
+        self.rest = lines.pop()
+        for line in lines:
+            line = redact(line.split("\r")[-1]).rstrip()  # a progress bar redrawn with \r: its last state
+            if not line.strip() or any(n in line for n in _NOISE): continue
+            print(line, file=self.stream, flush=True)
+            if self.log:
+                with open(self.log, "a", encoding="utf-8") as f: f.write(line + "\n")
+        return len(text)
+    def flush(self): pass
+
+_NOISE = ("TqdmWarning: IProgress not found", "from .autonotebook import tqdm")  # tqdm in a kernel without ipywidgets
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]  # not the kernel's own start-up chatter ("running over TCP without encryption")
+
 def run_step(step: str, settings, s: OrchestrateSettings, run_dir: Path) -> dict:
     "Run one step with its settings; returns what it published (location, Hub commit, executed notebook)."
     if s.engine == "papermill":
         import papermill as pm
         out = run_dir/NOTEBOOKS[step]
         src = step_notebook(notebooks_dir(s)/NOTEBOOKS[step], run_dir/f".{NOTEBOOKS[step]}")
-        try: pm.execute_notebook(str(src), str(out), parameters=asdict(settings),
-                                 cwd=os.getcwd(), kernel_name=KERNEL, progress_bar=False, log_output=False)
+        said = _KernelOutput(run_dir/"run.log" if (run_dir/"run.log").exists() else None)
+        try: pm.execute_notebook(str(src), str(out), parameters=asdict(settings), cwd=os.getcwd(), kernel_name=KERNEL,
+                                 progress_bar=False, log_output=False, stdout_file=said, stderr_file=said, extra_arguments=KERNEL_ARGS)
         except pm.PapermillExecutionError as e:
             raise StepError(step, f"{e.ename}: {redact(str(e.evalue))} (cell {e.exec_count} of {out})") from None
         finally: src.unlink(missing_ok=True)
@@ -115,8 +136,9 @@ def collect(record: dict, plan: Plan) -> dict:
         local = local_copy(plan.dataset, "dataset")
         art["dataset"] = {"target": plan.dataset, "local": str(local) if local.is_dir() else None}
         if stats := _read(local/"stats.json"):
+            counts = stats.get("label_counts") or {"read": len(stats["labels"])}
             res["data"] = {"lines": stats["input"]["lines"], "input_sha256": stats["input"]["sha256"],
-                           "dropped": stats["dropped"], "splits": stats["splits"], "labels": len(stats["labels"])}
+                           "dropped": stats["dropped"], "splits": stats["splits"], "labels": counts}
     if plan.model and ("train" in done or given("train")):
         local = local_copy(plan.model, "model") if (plan.model.startswith("hf://") or Path(plan.model).exists()) else None
         local = local if local and local.is_dir() else None
@@ -151,9 +173,14 @@ def summary(record: dict) -> str:
     out += [f"| {k} | {v['status']} | {v.get('seconds', '–')} |" for k, v in record.get("steps", {}).items()]
     if d := res.get("data"):
         t = res.get("train", {}).get("rows", {})
-        out += ["", f"**Data**: {d['lines']} lines, {d['labels']} labels → train {d['splits']['train']}"
+        n = d["labels"] if isinstance(d["labels"], dict) else {"read": d["labels"]}
+        out += ["", f"**Data**: {d['lines']} lines → train {d['splits']['train']}"
                 + (f" ({t['train']} fit + {t['validation']} validation)" if t else "") + f", test {d['splits']['test']}; "
-                + f"{sum(d['dropped'].values())} dropped"]
+                + f"{sum(d['dropped'].values())} dropped. **Labels**: {n['read']} read"
+                + (f", {n['train']} in train, {n['test']} in test" if "train" in n else "")]
+        if n.get("train_without_test"):
+            out += ["", f"{len(n['train_without_test'])} labels have train rows but no test rows (no test score): "
+                        + ", ".join(f"`{l}`" for l in n["train_without_test"][:20]) + (" …" if len(n["train_without_test"]) > 20 else "")]
         if d["dropped"]:
             out += ["", "| dropped because | rows |", "|---|---|"]
             out += [f"| {k} | {v} |" for k, v in sorted(d["dropped"].items(), key=lambda kv: -kv[1])]
@@ -179,7 +206,20 @@ def summary(record: dict) -> str:
     for w in art.get("wandb", []):
         out.append(f"| W&B | {w['url']} |" if "url" in w else f"| W&B (offline) | `wandb sync {w['offline']}` |")
     if record.get("error"): out += ["", f"**Error**: {record['error']}"]
+    if nxt := next_command(record): out += ["", "**Next**:", "", "```bash", nxt, "```"]
     return "\n".join(out) + "\n"
+
+def next_command(record: dict) -> str | None:
+    "The command a person runs next, after a run that finished: predict new examples with its model, or train on its dataset."
+    art, s = record.get("artefacts", {}), record.get("settings", {})
+    if record.get("status") != "done": return None
+    fields = f" --text-field {s.get('text_field')}" + (f" --label-field {s.get('label_field')}" if s.get("label_field") else "")
+    if art.get("model"):
+        model = art["model"]["target"]
+        return f"finetune-nb --model {model} --examples new.jsonl{fields}   # predict new examples with this model"
+    if art.get("dataset"):
+        return f"finetune-nb {art['dataset']['target']} --base-model microsoft/deberta-v3-base   # train on the cleaned dataset"
+    return None
 
 # %% ../nbs/06_orchestrate.ipynb #824b78c6
 @dataclass
@@ -191,8 +231,8 @@ class RunResult:
 
 def _share(obj):
     "The main process's `obj`, on every process."
-    from accelerate.utils import broadcast_object_list
     if process_state().num_processes == 1: return obj
+    from accelerate.utils import broadcast_object_list
     return broadcast_object_list([obj])[0]
 
 def describe(plan: Plan, report: Report) -> str:
@@ -261,6 +301,9 @@ def run_pipeline(
     except BaseException as e:
         if isinstance(e, StepError): e.run_dir = run_dir
         record["status"], record["error"] = "failed", redact(str(e) or type(e).__name__)
+        if state.is_main_process and (run_dir/"run.log").exists():  # the log keeps it; the command line says it (once)
+            with open(run_dir/"run.log", "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} ERROR finetune_nb.orchestrate: {record['error']}\n")
         for v in record["steps"].values():
             if v["status"] == "running": v["status"] = "failed"
         raise
@@ -375,20 +418,30 @@ def _main(argv: list[str] | None) -> int:
     try: res = run_pipeline(s, ["finetune-nb", *(sys.argv[1:] if argv is None else argv)])
     except PreflightError as e:
         if main_process: print(f"finetune-nb: {redact(str(e))}", file=sys.stderr)
+        if process_state().num_processes > 1:  # under a launcher every process leaves with exit code 2, even one the
+            import signal                       # launcher stops (it stops the rest as soon as the first has left)
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(2))
+            process_state().wait_for_everyone()
         return 2
     except KeyboardInterrupt:
         print("finetune-nb: interrupted", file=sys.stderr); return 130
-    except Exception as e:
-        logger.error("%s", e)
+    except Exception as e:  # said once, here (run.log and run.json have it too)
         where = f"; the log and run.json are in {e.run_dir}" if getattr(e, "run_dir", None) else ""
-        print(f"finetune-nb: {redact(str(e))}{where}", file=sys.stderr); return 1
+        if main_process: print(f"finetune-nb: {redact(str(e))}{where}", file=sys.stderr)
+        return 1
     if res.summary and main_process:
         print(res.summary if s.dry_run else "\n" + res.summary)
     return 0
 
 def cli():
-    "Console-script entry point."
-    sys.exit(main())
+    "Console-script entry point; a reader that goes away (`finetune-nb ... | head -1`) ends it quietly."
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        code = 0
+    sys.exit(code)
 
 # %% ../nbs/06_orchestrate.ipynb #9a27313e
 def _in_notebook() -> bool:

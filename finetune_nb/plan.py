@@ -69,6 +69,8 @@ class OrchestrateSettings:
     min_per_label: int = inherit(CleanSettings, "min_per_label", "clean")
     max_per_label: int = inherit(CleanSettings, "max_per_label", "clean")
     reference_test: str = inherit(CleanSettings, "reference_test", "clean")
+    license: str = inherit(CleanSettings, "license", "clean")
+    language: list[str] = inherit(CleanSettings, "language", "clean")
 
     base_model: str = inherit(TrainSettings, "base_model", "train")
     base_revision: str = setting("", "branch, tag or commit of base_model on the Hub; empty: the default branch", "train")
@@ -98,12 +100,13 @@ class OrchestrateSettings:
     def __post_init__(self):
         check_no_secrets(self, "settings")
         errors = []
-        for name in ("skip", "labels_include", "labels_exclude"):
+        for name in ("skip", "labels_include", "labels_exclude", "language"):
             v = getattr(self, name)
             if isinstance(v, str): setattr(self, name, [v] if v else [])
         self.skip = [x for v in self.skip for x in re.split(r"[,\s]+", v) if x]  # `--skip clean,eval` too
         if bad := [x for x in self.skip if x not in STEPS]: errors.append(f"`skip`: {bad} are not steps ({', '.join(STEPS)})")
         if self.stop_after not in ("", *STEPS): errors.append(f"`stop_after` must be one of {', '.join(STEPS)} or empty, got {self.stop_after!r}")
+        if not 0 <= self.seed < 2**32: errors.append(f"`seed` must be between 0 and 2**32 - 1, got {self.seed}")
         if self.engine not in ENGINES: errors.append(f"`engine` must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.wandb_mode not in WANDB_MODES: errors.append(f"`wandb_mode` must be one of {', '.join(WANDB_MODES)}, got {self.wandb_mode!r}")
         if self.name and not re.fullmatch(r"[\w.-]+", self.name): errors.append(f"`name` {self.name!r}: use letters, digits, '.', '_' and '-'")
@@ -173,7 +176,8 @@ def clean_settings(s: OrchestrateSettings, run_dir: Path) -> CleanSettings:
         input_path=p["input_path"], text_field=s.text_field, label_field=s.label_field, target=p["dataset_target"], overwrite=s.overwrite, test_size=s.test_size, seed=s.seed,
         near_dup_threshold=s.near_dup_threshold, noise=s.noise, labels_include=list(s.labels_include),
         labels_exclude=list(s.labels_exclude), min_per_label=s.min_per_label, max_per_label=s.max_per_label,
-        reference_test=_abs(s.reference_test) if s.reference_test else "", private=s.private)
+        reference_test=_abs(s.reference_test) if s.reference_test else "", private=s.private, license=s.license,
+        language=list(s.language))
 
 def cleaned_dataset(s: OrchestrateSettings, run_dir: Path, steps: list[str]) -> str:
     "The cleaned dataset the later steps read: the one given, the one this run cleans, or none ('')."

@@ -7,21 +7,21 @@ Docs: https://finetune-nb.github.io/finetune_nb/preflight.html.md"""
 # %% ../nbs/05_preflight.ipynb #61051ebd
 from __future__ import annotations
 
-import json, os, shutil, subprocess, sys
+import json, os, platform, shutil, subprocess, sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .core import (Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
+from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
                               redact, setting_name)
-from .data import _MISSING, _key_paths, get_field
+from .data import JsonlScan, scan_jsonl
 from .plan import NOTEBOOKS, OrchestrateSettings, Plan, dataset_kind, make_plan, run_paths
 from .train import resolve_base_model
 
 # %% auto #0
-__all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'check_dataset', 'weights_size', 'fp32_size',
-           'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable', 'checkpoint_bytes',
-           'free_bytes', 'check_disk', 'check_kernel', 'check_model_data', 'notebooks_dir', 'process_state',
-           'preflight']
+__all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'check_labels', 'check_dataset', 'weights_size',
+           'fp32_size', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable',
+           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_values', 'check_model_data',
+           'notebooks_dir', 'process_state', 'preflight']
 
 # %% ../nbs/05_preflight.ipynb #f9ccfc1f
 @dataclass
@@ -50,41 +50,68 @@ class PreflightError(ValueError):
 # %% ../nbs/05_preflight.ipynb #0bdd3b08
 def check_jsonl(
     path: str | Path,  # the file
-    fields_: dict[str, str],  # what each field is for -> its name, e.g. {"text_field": "text"}
+    text_field: str,  # the text's field (or dotted path)
+    label_field: str | None,  # the label's field; None: texts only
     what: str,  # the setting that names the file, for messages
     report: Report,
-    optional: tuple[str, ...] = (),  # fields whose absence is a note, not a problem
-    max_lines: int = 2000,  # lines read
-):
-    "Check that a JSONL file is readable and that its first JSON objects have the named fields; fields most rows lack are noted."
+    label_optional: bool = False,  # rows without a label are fine (examples: predicted without correctness flags)
+) -> JsonlScan | None:
+    "Read the whole file as the steps will (`scan_jsonl`): problems for a file they cannot use, notes for lines they will drop."
     p = Path(path).expanduser()
     if not p.exists(): return report.problem(f"{what} {p}: no such file")
     if not p.is_file(): return report.problem(f"{what} {p}: not a file")
-    lines, objects, present, keys, first_bad = 0, 0, {k: 0 for k in fields_}, {}, None
-    try:
-        with open(p, "rb") as f:
-            for i, raw in enumerate(f, 1):
-                if i > max_lines: break
-                lines = i
-                if not raw.strip(): continue
-                try: obj = json.loads(raw)
-                except (ValueError, UnicodeDecodeError): first_bad = first_bad or i; continue
-                if not isinstance(obj, dict): first_bad = first_bad or i; continue
-                objects += 1
-                keys.update(dict.fromkeys(_key_paths(obj)))
-                for k, name in fields_.items(): present[k] += get_field(obj, name) not in (_MISSING, None)
+    try: scan = scan_jsonl(p, text_field, label_field, what)
     except OSError as e: return report.problem(f"{what} {p}: cannot be read ({e.strerror})")
-    if not objects:
-        why = f"line {first_bad} is not one" if first_bad else "only blank lines" if lines else "the file is empty"
-        return report.problem(f"{what} {p}: no JSON object in its first {lines} lines ({why})")
-    seen = ", ".join(list(keys)[:12]) + (", ..." if len(keys) > 12 else "")
-    for k, name in fields_.items():
-        if present[k] == objects: continue
-        if present[k]:
-            report.note(f"{what} {p}: only {present[k]} of the first {objects} rows have a value in {name!r} ({setting_name(k)}); "
-                        "the others are dropped (and listed) as missing"); continue
-        msg = f"{what} {p}: no row of the first {objects} has the field {name!r} ({setting_name(k)}); fields seen: {seen}"
-        report.note(msg + ": they are predicted without correctness flags") if k in optional else report.problem(msg)
+    except ValueError as e:
+        if not (label_optional and "is in none of its" in str(e) and repr(label_field) in str(e)): return report.problem(f"{what} {e}")
+        report.note(f"{what} {p}: no row has the field {label_field!r} ({setting_name('label_field')}): its rows are predicted "
+                    "without correctness flags")
+        return check_jsonl(p, text_field, None, what, report)
+    if scan.rows < scan.lines:
+        top = ", ".join(f"{k} {v}" for k, v in scan.dropped.most_common(4))
+        if not scan.rows: report.problem(f"{what} {p}: none of its {scan.lines} lines would be a row ({top}); check "
+                                         f"{setting_name('text_field')} and {setting_name('label_field')}")
+        elif not label_optional or set(scan.dropped) - {"missing_label", "empty_label"}:
+            report.note(f"{what} {p}: {scan.lines - scan.rows} of its {scan.lines} lines are not rows and will be dropped, "
+                        f"each with its reason ({top})")
+    return scan
+
+def _labels(counts: dict, n: int = 8) -> str:
+    "Labels with their row counts, largest first: `card (12), pin (3), ...`."
+    items = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+    return ", ".join(f"{l!r} ({c})" for l, c in items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+def check_labels(
+    scan: JsonlScan,  # the raw file, scanned
+    s: OrchestrateSettings,
+    steps: list[str],  # the steps that will run
+    report: Report,
+):
+    "Label filters name labels the file has; enough labels and rows per label survive them for a split, and for training."
+    import difflib
+    have = scan.labels
+    for name in ("labels_include", "labels_exclude"):
+        for label in getattr(s, name):
+            if label in have: continue
+            guess = difflib.get_close_matches(label, list(have), n=1, cutoff=0.5)
+            report.problem(f"{setting_name(name)} names {label!r}, which no row of {scan.path.name} carries"
+                           + (f" (did you mean {guess[0]!r}?)" if guess else f"; its labels: {_labels(have)}"))
+    kept = {l: c for l, c in have.items() if (not s.labels_include or l in s.labels_include) and l not in s.labels_exclude}
+    if s.min_per_label: kept = {l: c for l, c in kept.items() if c >= s.min_per_label}
+    if s.max_per_label: kept = {l: min(c, s.max_per_label) for l, c in kept.items()}
+    splittable = {l: c for l, c in kept.items() if c >= 2}
+    after = "" if kept == dict(have) else " after the label settings"
+    fix = f"check {setting_name('label_field')}, {setting_name('labels_include')}, {setting_name('labels_exclude')} and {setting_name('min_per_label')}"
+    if scan.rows and not splittable:
+        report.problem(f"{scan.path.name}: no label keeps the 2 rows a split needs (one for train, one for test){after}: "
+                       f"{_labels(kept) or 'no rows'}; {fix}")
+    elif "train" in steps and len(splittable) < 2:
+        report.problem(f"{scan.path.name}: training needs at least 2 labels with 2 rows or more{after}, and has "
+                       f"{_labels(splittable)}; {fix}, or run only the cleaning ({setting_name('stop_after')} clean)")
+    elif "train" in steps and max(splittable.values()) < 3:
+        report.problem(f"{scan.path.name}: no label has the 3 rows training needs (2 in train, so that one validates, and 1 in "
+                       f"test){after}: {_labels(splittable)}; add rows, or run only the cleaning ({setting_name('stop_after')} clean)")
+    return kept
 
 # %% ../nbs/05_preflight.ipynb #16523e7f
 def _hub_offline() -> bool:
@@ -164,13 +191,30 @@ def check_model(model: str, revision: str | None, what: str, report: Report) -> 
     return weights_size({x.rfilename: x.size or 0 for x in info.siblings or []})
 
 # %% ../nbs/05_preflight.ipynb #50e95e58
+def _torch_build() -> tuple[str | None, str | None]:
+    "The installed torch's version and CUDA version, read from its files (importing torch takes seconds)."
+    import importlib.util, re
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations: return None, None
+    try: text = (Path(list(spec.submodule_search_locations)[0])/"version.py").read_text()
+    except OSError: return None, None
+    find = lambda key: (m.group(2) if (m := re.search(rf"^{key}\s*(:[^=]*)?=\s*['\"]([^'\"]*)['\"]", text, re.M)) else None)
+    return find("__version__"), find("cuda")
+
 def check_device(require_gpu: bool, report: Report):
     "Record the device; without a CUDA GPU, a note, or a problem when `require_gpu`."
-    import torch
-    dev = detect_device()
+    version, cuda = _torch_build()
+    driver = Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+    if "torch" in sys.modules or (cuda and driver) or sys.platform == "darwin":  # it may see a GPU: ask it
+        import torch
+        dev = detect_device()
+        version, cuda, why = torch.__version__, torch.version.cuda, "sees no CUDA GPU"
+    else:  # a CPU-only build, or no NVIDIA driver: no GPU, known without importing torch
+        dev = DeviceInfo("cpu", f"{platform.machine() or 'CPU'}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} usable cores")
+        why = "finds no NVIDIA driver" if cuda else "sees no CUDA GPU"
     report.facts["device"] = asdict(dev)
     if dev.type == "cuda": return report.note(f"GPU: {dev}")
-    why = f"torch {torch.__version__} sees no CUDA GPU" + ("" if torch.version.cuda else " (a CPU-only build)")
+    why = f"torch {version} {why}" + ("" if cuda else " (a CPU-only build)")
     if require_gpu: report.problem(f"{setting_name('require_gpu')}: {why}; install a CUDA build of torch on a GPU machine, or drop {setting_name('require_gpu')}")
     else: report.note(f"no GPU: {why}, so training runs on {dev} (fine for the sample; slow for real data)")
 
@@ -265,6 +309,22 @@ def check_kernel(report: Report, name: str = KERNEL):
                        f"remove that kernel (`jupyter kernelspec remove {name}`) or use {setting_name('engine')} python")
 
 # %% ../nbs/05_preflight.ipynb #4a104b92
+def check_values(s: OrchestrateSettings, steps: list[str], report: Report, labels: dict | None = None):
+    "Notes on values that are allowed but probably not meant: a run of a billion epochs, a learning rate of 5."
+    sn = setting_name
+    if "train" in steps:
+        if s.epochs > 50: report.note(f"{sn('epochs')} {s.epochs:g}: fine-tuning usually takes 2 to 10 passes over the data")
+        if s.learning_rate > 1e-3: report.note(f"{sn('learning_rate')} {s.learning_rate:g}: fine-tuning an encoder diverges "
+                                                "above about 1e-3 (usual: 1e-5 to 1e-4)")
+        if 0 < s.learning_rate < 1e-7: report.note(f"{sn('learning_rate')} {s.learning_rate:g}: too small to move the weights")
+        if s.max_length > 512: report.note(f"{sn('max_length')} {s.max_length}: inputs are cut at 512 tokens at most "
+                                           "(and at the model's own limit)")
+        if s.train_batch_size > 1024: report.note(f"{sn('train_batch_size')} {s.train_batch_size}: a batch that large "
+                                                  "rarely fits in memory, and takes few optimiser steps")
+    if "eval" in steps and (s.top_k > 20 or (labels and s.top_k > len(labels))):
+        report.note(f"{sn('top_k')} {s.top_k}: " + (f"the data has {len(labels)} labels, so top-k keeps at most that many"
+                                                     if labels and s.top_k > len(labels) else "a long list per example"))
+
 def check_model_data(model: str, report: Report):
     "A model evaluated without a dataset or examples is evaluated on its own test split: its `train_metrics.json` must name it."
     p = Path(model).expanduser()
@@ -284,12 +344,19 @@ def notebooks_dir(s: OrchestrateSettings) -> Path:
 
 DDP_TIMEOUT_S = 4*3600  # while the main process cleans (and uploads), the others wait this long at most
 
+@dataclass
+class _OneProcess:
+    "The state of a run in a single process, known without importing torch and accelerate (seconds a dry run need not pay)."
+    num_processes: int = 1
+    is_main_process: bool = True
+    def wait_for_everyone(self): pass
+
 def process_state():
-    "accelerate's `PartialState`, first made here: several processes without CUDA (torchrun on CPUs) use gloo."
+    "accelerate's `PartialState` under a launcher (first made here: several processes without CUDA use gloo); else one process."
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1: return _OneProcess()
     import torch
     from datetime import timedelta
     from accelerate import PartialState
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1: return PartialState()
     return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=DDP_TIMEOUT_S))
 
 def _num_processes() -> int: return process_state().num_processes
@@ -299,19 +366,19 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     plan, r = make_plan(s, run_dir), Report()
     for e in plan.errors: r.problem(e)
     if not plan.names: r.problem(f"nothing to run: skip={s.skip}, stop_after={s.stop_after!r} leave no step")
-    steps, kind, paths = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir)
+    steps, kind, paths, labels = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir), None
     if plan.run_dir.exists() and (not plan.run_dir.is_dir() or any(plan.run_dir.iterdir())):
         r.problem(f"run folder {plan.run_dir} already exists and is not empty; choose another {setting_name('name')} or {setting_name('run_dir')}")
     else: check_writable(plan.run_dir, "run folder", False, r)
-    fields_ = {"text_field": s.text_field, "label_field": s.label_field}
     needs_data = "train" in steps or ("eval" in steps and not s.examples)  # a later step reads a cleaned dataset
     if s.model and s.examples and s.dataset:
         r.problem(f"{setting_name('dataset')} {s.dataset} would not be used: with {setting_name('model')} and {setting_name('examples')} "
                   "the run only evaluates; drop one of them")
     elif kind == "missing": r.problem(f"{setting_name('dataset')} {s.dataset}: no such file or folder")
     elif "clean" in steps:
-        check_jsonl(paths["input_path"], fields_, setting_name("dataset"), r)
-        if s.reference_test: check_jsonl(s.reference_test, fields_, setting_name("reference_test"), r)
+        if scan := check_jsonl(paths["input_path"], s.text_field, s.label_field, setting_name("dataset"), r):
+            labels = check_labels(scan, s, steps, r)
+        if s.reference_test: check_jsonl(s.reference_test, s.text_field, None, setting_name("reference_test"), r)
     elif kind in ("cleaned", "hub"):
         if needs_data: check_dataset(s.dataset, setting_name("dataset"), r)
     elif needs_data and (kind == "raw" or not s.model):
@@ -321,7 +388,7 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
             r.problem(f"{setting_name('split')} {s.split!r}: a cleaned dataset has the splits train and test")
         if s.model and not plan.dataset: check_model_data(s.model, r)
     if s.examples and "eval" in steps:
-        check_jsonl(s.examples, fields_, setting_name("examples"), r, optional=("label_field",))
+        check_jsonl(s.examples, s.text_field, s.label_field, setting_name("examples"), r, label_optional=True)
     if "train" in steps or (s.model and "eval" in steps):
         check_device(s.require_gpu, r)
     if "train" in steps:
@@ -336,18 +403,23 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     if s.zero_shot_model and "eval" in steps: check_model(s.zero_shot_model, None, setting_name("zero_shot_model"), r)
     if "eval" in steps:
         pred = Path(paths["predictions"])
-        if s.model and pred.is_file() and pred.stat().st_size and not s.overwrite:
+        if pred.is_dir(): r.problem(f"{setting_name('predictions')} {pred} is a folder: name the JSONL file to write")
+        elif s.model and pred.is_file() and pred.stat().st_size and not s.overwrite:
             r.note(f"{setting_name('predictions')} {pred} exists: records of this model are kept and the rest predicted (resume)")
         else: check_writable(pred, setting_name("predictions"), s.overwrite, r, file=True)
     if not s.model and "train" not in steps and "eval" in steps: r.problem(f"{setting_name('skip')} train needs a {setting_name('model')} to evaluate")
     local = {k: Path(paths[k]) for k, step in (("dataset_target", "clean"), ("model_target", "train"), ("checkpoint_dir", "train"))
              if step in steps and not paths[k].startswith("hf://")}
-    if "eval" in steps: local["predictions folder"] = Path(paths["predictions"]).parent
     names_ = list(local)
     for i, a in enumerate(names_):
         for b in names_[i + 1:]:
             if local[a] == local[b] or local[a] in local[b].parents or local[b] in local[a].parents:
                 r.problem(f"{setting_name(a)} {local[a]} and {setting_name(b)} {local[b]} overlap; each artefact needs a folder of its own")
+    if "eval" in steps:  # a file: it may sit anywhere but inside a folder the run replaces
+        pred = Path(paths["predictions"])
+        for a, folder in local.items():
+            if folder in pred.parents: r.problem(f"{setting_name('predictions')} {pred} is inside {setting_name(a)} {folder}, "
+                                                 "which the run replaces; write it elsewhere")
     writes = [(paths["dataset_target"], "dataset_target", "dataset")] if "clean" in steps else []
     writes += [(paths["model_target"], "model_target", "model")] if "train" in steps else []
     hub = []
@@ -359,6 +431,7 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         check_writable(hub_local_dir(t).absolute(), f"{setting_name(what)} (local copy)", s.overwrite, r)
     check_hub_targets(hub, s.overwrite, r)
     if {"train", "eval"} & set(steps): check_wandb(s.wandb_mode, r)
+    check_values(s, steps, r, labels)
     if s.engine == "papermill":
         nbs = notebooks_dir(s)
         if missing := [n for x, n in NOTEBOOKS.items() if x in steps and not (nbs/n).is_file()]:

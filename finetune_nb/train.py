@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .data import effective_max_length, load_clean_dataset
-from .core import (Publication, check_no_secrets, check_settings, check_target, check_wandb_mode, detect_device, get_logger,
+from .core import (Publication, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
 
@@ -24,7 +24,8 @@ logger = get_logger(__name__)
 # %% auto #0
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
            'split_train_val', 'tokenize', 'classification_metrics', 'compute_metrics', 'balanced_weights',
-           'weighted_loss', 'default_learning_rate', 'TrainResult', 'train', 'model_card', 'publish_model', 'run_train']
+           'weighted_loss', 'default_learning_rate', 'TrainResult', 'train', 'model_card', 'public_info',
+           'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -65,6 +66,7 @@ class TrainSettings:
         errors += [f"`{k}` must be >= 0, got {getattr(self, k)}" for k in
                    ("learning_rate", "warmup", "early_stopping_patience", "eval_steps", "max_train_samples", "threads")
                    if getattr(self, k) < 0]
+        if not 0 <= self.seed < 2**32: errors.append(f"`seed` must be between 0 and 2**32 - 1, got {self.seed}")
         if self.warmup >= 1 and self.warmup != int(self.warmup): errors.append(f"`warmup` {self.warmup}: a share below 1, or whole steps")
         if not 0 < self.val_size < 1: errors.append(f"`val_size` must be between 0 and 1, got {self.val_size}")
         if self.class_weights not in CLASS_WEIGHTS: errors.append(f"`class_weights` must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
@@ -202,11 +204,23 @@ def _checkpoint_dir(s: TrainSettings, target: str) -> Path:
     return t.path.parent/"checkpoints" if not t.is_hub else Path("runs")/"checkpoints"/t.repo_id
 
 # %% ../nbs/02_train.ipynb #a6acecd1
+def _log_progress_callback():
+    "A `TrainerCallback` that logs the loss and validation scores as lines (the terminal, `run.log`, a notebook run headless)."
+    from transformers import TrainerCallback
+    class LogProgress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero or not logs: return
+            shown = {k: v for k, v in logs.items() if k in ("loss", "eval_loss", "eval_accuracy", "eval_macro_f1", "learning_rate")}
+            if shown: logger.info("step %d/%d (epoch %.2f): %s", state.global_step, state.max_steps, state.epoch or 0,
+                                  ", ".join(f"{k.replace('eval_', 'validation ')} {v:.4g}" for k, v in shown.items()))
+    return LogProgress
+
 def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     "Fine-tune `settings.base_model` on `settings.dataset`; returns the best checkpoint's validation metrics and the trainer."
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               EarlyStoppingCallback, Trainer, TrainingArguments)
     from transformers.trainer_utils import get_last_checkpoint
+    LogProgress = _log_progress_callback()
     s, t0 = settings, time.time()
     set_threads(s.threads)
     set_seed(s.seed)
@@ -267,7 +281,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
         compute_metrics=compute_metrics,
         compute_loss_func=weighted_loss(balanced_weights(train_ds["labels"], len(id2label))) if s.class_weights == "balanced" else None,
-        callbacks=[*([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
+        callbacks=[LogProgress(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
     train_out = trainer.train(resume_from_checkpoint=last if s.resume and last else None)
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
@@ -305,7 +319,7 @@ def model_card(info: dict) -> str:
 # Text classifier fine-tuned with finetune_nb
 
 Fine-tuned from **{b['name']}**{f" (revision `{b['revision']}`)" if b['revision'] else ""}{f", commit `{b['commit']}`" if b['commit'] else ""}
-on the dataset `{info['dataset'] or 'bundled banking77 sample'}`: {info['rows']['train']} training rows, with
+on the dataset `{public_name(info['dataset']) or 'bundled banking77 sample'}`: {info['rows']['train']} training rows, with
 {info['rows']['validation']} rows held out (stratified) to pick the best checkpoint by macro-F1.
 
 ## Validation metrics (best checkpoint, step {info['best_step']})
@@ -347,13 +361,23 @@ source; texts from another channel, period or language can score lower. Texts lo
 """
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
 
+def public_info(info: dict) -> dict:
+    "`train_metrics.json` as a Hub repo may show it: files and folders by their names, not their paths."
+    out = {**info, "settings": public_settings(info["settings"]), "dataset": public_name(info["dataset"]),
+           "best_checkpoint": public_name(info.get("best_checkpoint") or ""), "target": public_name(info.get("target", ""))}
+    out["base_model"] = {**info["base_model"], "loaded_from": public_name(info["base_model"]["loaded_from"])}
+    out["wandb"] = {**info["wandb"], "dir": public_name(info["wandb"].get("dir") or "")}
+    return out
+
 def publish_model(result: TrainResult, target: str, overwrite: bool = False, private: bool = False) -> Publication | None:
     "Publish the best model, tokenizer, card and `train_metrics.json` to a local folder or `hf://user/name`."
     trainer = result.trainer
     if not trainer.is_world_process_zero(): return None
     info = {**result.info, "target": str(target), "log_history": result.log_history}
+    t = parse_target(target, repo_type="model")
+    if t.is_hub: info = public_info(info)  # a Hub repo shows no paths of the machine that trained it
     v = result.metrics
-    with publishing(parse_target(target, repo_type="model"), overwrite=overwrite, private=private,
+    with publishing(t, overwrite=overwrite, private=private,
                     message=f"finetune_nb train: validation macro-F1 {v.get('macro_f1', 0):.4f}") as pub:
         trainer.save_model(str(pub.staging))  # the model and its tokenizer (the Trainer's processing_class)
         (pub.staging/"train_metrics.json").write_text(json.dumps(info, indent=1, default=json_default) + "\n")
@@ -376,5 +400,4 @@ def run_train(settings: TrainSettings, callbacks=()) -> tuple[TrainResult, Publi
         if wandb.run is not None: wandb.run.finish(exit_code=1)
         raise
     if wandb.run is not None: wandb.run.finish()
-    if pub: logger.info("published %s", pub.location)
     return result, pub

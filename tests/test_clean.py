@@ -409,3 +409,22 @@ def test_a_reference_file_without_texts_stops_the_run_before_any_work(tmp_path, 
     ref = write_lines(tmp_path/"official.jsonl", [j(body="a text under another field")])
     with pytest.raises(ValueError, match=r"official.jsonl: text_field 'text' is in none of its 1 JSON objects; fields present: body"):
         clean(CleanSettings(reference_test=str(ref)))
+
+
+def test_the_published_card_and_stats_name_files_not_paths(tmp_path, no_secrets, monkeypatch):
+    "What an hf:// target uploads says nothing about the disk it came from; license and language fill the card's YAML."
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "D"*34)
+    (tmp_path/"deep"/"inside").mkdir(parents=True)
+    raw = write_lines(tmp_path/"deep"/"inside"/"tickets.jsonl", [j(text=f"{w} question about my {t}", label=t) for t in ("card", "pin")
+                                                                  for w in ("first", "second", "third", "fourth")])
+    s = CleanSettings(input_path=str(raw), label_field="label", test_size=0.5, license="cc-by-4.0", language=["en", "de"],
+                      reference_test=str(raw))
+    monkeypatch.chdir(tmp_path)
+    with HubStub({"hf_" + "D"*34: ("ada", "write")}) as hub:
+        run_clean(CleanSettings(**{**s.__dict__, "target": "hf://datasets/ada/tickets"}))
+        files = hub.files("hf://datasets/ada/tickets")
+    published = b"".join(files.values())
+    assert str(tmp_path).encode() not in published and b"tickets.jsonl" in published
+    card = files["README.md"].decode()
+    assert "license: cc-by-4.0" in card and "- en" in card and "- de" in card
+    with pytest.raises(ValueError, match="license 'CC BY': a Hub license id"): CleanSettings(license="CC BY")

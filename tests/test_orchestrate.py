@@ -72,14 +72,16 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         checkpoint_dir=str(tmp_path/"c"), epochs=3, max_length=128, train_batch_size=8, gradient_accumulation=2,
         learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4, eval_steps=10,
         max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
-        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", predictions=str(tmp_path/"p.jsonl"))
+        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", predictions=str(tmp_path/"p.jsonl"),
+        license="cc-by-4.0", language=["en"])
     plan = make_plan(o, tmp_path/"run")
     assert not plan.errors and list(plan.steps) == ["clean", "train", "eval"]
     shared = dict(overwrite=True, private=True, seed=7, threads=5, wandb_project="p", wandb_mode="disabled", wandb_group="run")
     want = {
         "clean": dict(input_path=str(env["data"]), text_field="body.text", label_field="intent", target=str(tmp_path/"d"),
                       test_size=0.3, near_dup_threshold=0.9, noise="majority", labels_include=["card", "pin"],
-                      labels_exclude=["loan"], min_per_label=3, max_per_label=50, reference_test=str(env["data"])),
+                      labels_exclude=["loan"], min_per_label=3, max_per_label=50, reference_test=str(env["data"]),
+                      license="cc-by-4.0", language=["en"]),
         "train": dict(dataset=str(tmp_path/"d"), base_model="hf://acme/base", revision="v1", target=str(tmp_path/"m"),
                       output_dir=str(tmp_path/"c"), epochs=3, max_length=128, batch_size=8, gradient_accumulation=2,
                       learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4,
@@ -189,7 +191,7 @@ def _token(value):
 # name -> (extra flags, set-up, what the one problem says); each runs alone against a clean slate
 PROBLEMS = {
     "input missing": (["--dataset", "{tmp}/nope.jsonl"], None, "nope.jsonl: no such file or folder"),
-    "field absent": (["--label-field", "label_name"], None, "has the field 'label_name' (--label-field); fields seen: body, body.text"),
+    "field absent": (["--label-field", "label_name"], None, "--label-field 'label_name' is in none of its 36 JSON objects; fields present: body, body.text, body.lang, intent"),
     "require gpu": (["--require-gpu"], None, "--require-gpu: torch"),
     "no hf token": (["--model-target", "hf://ada/clf"], None, "publishing to the Hub needs a token with write access"),
     "invalid hf token": (["--model-target", "hf://ada/clf"], _token("hf_" + "X"*34), "token in force is not valid"),
@@ -319,7 +321,7 @@ def test_several_problems_are_reported_together(env, no_secrets, tmp_path, capsy
     code, _, err = run_main(capsys, argv)
     assert code == 2
     assert "preflight found 5 problems" in err
-    for says in ("train settings: --epochs must be > 0", "has the field 'label_name'", "ref.jsonl: no such file",
+    for says in ("train settings: --epochs must be > 0", "--label-field 'label_name' is in none of its", "ref.jsonl: no such file",
                  "needs a W&B API key", "disk: checkpoints need about"):
         assert says in err
     assert not (tmp_path/"runs").exists()
@@ -425,15 +427,15 @@ def test_two_processes_train_together_and_only_the_main_one_cleans_and_evaluates
 @pytest.mark.slow
 def test_when_cleaning_fails_on_the_main_process_the_others_stop_too(tmp_path):
     "No process waits forever for data that never comes: every one exits, and run.json says the clean step failed."
-    lonely = tmp_path/"lonely.jsonl"  # every label has one row: nothing can be split, which only the cleaning finds out
-    lonely.write_text("".join(json.dumps({"text": f"text {i} about {w}", "label": f"l{i}"}) + "\n"
-                              for i, w in enumerate(["apple", "pear", "fig", "kiwi"])))
+    lonely = tmp_path/"lonely.jsonl"  # every text twice, with two labels: nothing is left to split, which only the cleaning finds out
+    lonely.write_text("".join(json.dumps({"text": f"text about {w}", "label": lab}) + "\n"
+                              for w in ["apple", "pear", "fig", "kiwi"] for lab in ("a", "b")))
     cmd = [str(Path(sys.executable).parent/"torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "finetune_nb.orchestrate",
            str(lonely), "--label-field", "label", "--runs-dir", str(tmp_path/"runs"), "--wandb-mode", "disabled"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode != 0
-    assert "step clean failed: ValueError: no rows left to split" in res.stderr
-    assert "step clean failed: on the main process" in res.stderr  # the other process stopped on the broadcast failure
+    assert "step clean failed: CleanError: no rows left to split" in res.stderr
+    assert res.stderr.count("step clean failed") == 1  # said once: the other process stopped on the broadcast failure, quietly
     (run,) = (tmp_path/"runs").iterdir()
     record = json.loads((run/"run.json").read_text())
     assert record["status"] == "failed" and record["steps"]["clean"]["status"] == "failed"
@@ -468,14 +470,17 @@ def test_the_command_runs_on_the_embedded_defaults(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_two_label_data_set_runs_through_the_step_notebooks(env, tmp_path, capsys):
+def test_a_two_label_data_set_runs_through_the_step_notebooks(env, tmp_path, capfd):
     "A binary data set keeps top-2 at most: every notebook cell (the worst-examples table too) copes with no correct@3."
     data = tmp_path/"binary.jsonl"
     data.write_text("".join(json.dumps({"body": {"text": TOPICS[lab].format(w)}, "intent": lab}) + "\n"
                             for lab in ("card", "pin") for w in WORDS))
-    code, out, err = run_main(capsys, [str(data), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill"])
+    code, out, err = run_main(capfd, [str(data), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill"])
     assert code == 0, err
     (run,) = (tmp_path/"runs").iterdir()
+    log = (run/"run.log").read_text()  # the papermill engine is not silent: each step's own log lines, as they come
+    for said in ("train 18, test 6, dropped 0", "best checkpoint", "rows: top-1"): assert said in log and said in err
+    assert "running over TCP" not in err
     metrics = json.loads((run/"eval"/"metrics.json").read_text())["fine_tuned"]
     assert {"top1_accuracy", "top2_accuracy"} <= set(metrics) and "top3_accuracy" not in metrics
     import nbformat

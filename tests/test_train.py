@@ -131,3 +131,19 @@ def test_no_validation_rows_is_a_clear_error(data, tmp_path):
     _, pub = run_clean(CleanSettings(input_path=str(tmp_path/"r.jsonl"), label_field="label", target=str(tmp_path/"d"),
                                      near_dup_threshold=1.0))
     with pytest.raises(ValueError, match="validation split is empty"): run_train(settings(data, tmp_path, dataset=pub.location))
+
+
+@pytest.mark.slow
+def test_a_production_papermill_run_skips_the_examples(data, tmp_path):
+    "With parameters set, the notebook does the step, not its examples (02_train's trains a tiny model of its own)."
+    import nbformat, papermill as pm
+    from conftest import NBS
+    out = tmp_path/"train.ipynb"
+    pm.execute_notebook(str(NBS/"02_train.ipynb"), str(out), cwd=str(tmp_path), kernel_name="python3", progress_bar=False,
+                        parameters=dict(dataset=data["dataset"], base_model=data["base"], target=str(tmp_path/"model"), epochs=1.0,
+                                        batch_size=4, val_size=0.2, wandb_mode="disabled", threads=1))
+    cells = nbformat.read(out, as_version=4).cells
+    example = next(c for c in cells if "tiny_deberta(f\"{d}/base\"" in c.source)  # "A complete run on a tiny DeBERTa-v2"
+    assert example.outputs == [] and example.execution_count is not None  # it ran as a no-op
+    assert (tmp_path/"model"/"config.json").is_file()  # the step itself did run
+    assert any(o.get("output_type") == "display_data" for c in cells for o in c.get("outputs", []))  # and its plots

@@ -1,0 +1,192 @@
+"""Fail first, fail clearly: every problem that can be known before the work is reported before it, through the real
+entry points (`finetune-nb`, papermill), with exit code 2 and nothing written; what fails during the work says so once."""
+import gzip, json, os, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from conftest import NBS, TOPICS, WORDS
+from finetune_nb.orchestrate import main
+from finetune_nb.testing import tiny_deberta
+
+FINETUNE_NB = str(Path(sys.executable).parent/"finetune-nb")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tiny_deberta(tmp_path_factory.mktemp("base")/"base", ["x", "y"])
+
+
+def quick(base, runs: Path) -> list[str]:
+    return ["--label-field", "label", "--base-model", str(base), "--epochs", "1", "--train-batch-size", "4", "--threads", "1",
+            "--wandb-mode", "disabled", "--near-dup-threshold", "1.0", "--runs-dir", str(runs)]
+
+
+def write(path: Path, rows) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def topic_rows(labels=("card", "pin", "loan"), n=12):
+    return [{"text": TOPICS[lab].format(w), "label": lab} for lab in labels for w in WORDS[:n]]
+
+
+def run(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def nothing_written(runs: Path) -> bool: return not runs.exists() or not any(runs.iterdir())
+
+
+# --- the table of issue 12, row by row --------------------------------------------------------------
+
+def test_one_label_is_refused_before_any_work(base, tmp_path, capsys):
+    data = write(tmp_path/"one.jsonl", topic_rows(("card",)))
+    code, _, err = run(capsys, [str(data), *quick(base, tmp_path/"runs")])
+    assert code == 2 and "one.jsonl: training needs at least 2 labels with 2 rows or more, and has 'card' (12)" in err
+    assert "--label-field, --labels-include, --labels-exclude and --min-per-label" in err and nothing_written(tmp_path/"runs")
+
+
+def test_two_rows_per_label_is_refused_before_any_work(base, tmp_path, capsys):
+    data = write(tmp_path/"two.jsonl", topic_rows(n=2))
+    code, _, err = run(capsys, [str(data), *quick(base, tmp_path/"runs")])
+    assert code == 2 and "two.jsonl: no label has the 3 rows training needs" in err and "'card' (2)" in err
+    assert "--stop-after clean" in err and nothing_written(tmp_path/"runs")
+
+
+def test_integral_float_labels_are_labels(base, tmp_path, capsys):
+    "pandas writes an integer column with gaps as 2.0: those are labels '2', and the run goes through."
+    rows = [{"text": r["text"], "label": float(("card", "pin", "loan").index(r["label"]))} for r in topic_rows()]
+    code, out, err = run(capsys, [str(write(tmp_path/"floats.jsonl", rows)), *quick(base, tmp_path/"runs"), "--stop-after", "clean"])
+    assert code == 0, err
+    (run_dir,) = (tmp_path/"runs").iterdir()
+    stats = json.loads((run_dir/"dataset"/"stats.json").read_text())
+    assert sorted(stats["labels"]) == ["0", "1", "2"] and stats["splits"]["train"] + stats["splits"]["test"] == 36
+
+
+def test_numeric_texts_are_refused_naming_the_reasons(base, tmp_path, capsys):
+    rows = [{"text": 1000 + i, "label": lab} for i, lab in enumerate(["a", "b"]*10)] + [{"text": "only one", "label": 1.5}]
+    code, _, err = run(capsys, [str(write(tmp_path/"numbers.jsonl", rows)), *quick(base, tmp_path/"runs")])
+    assert code == 2 and "none of its 21 lines would be a row (text_not_a_string 20, label_not_a_string 1)" in err
+    assert nothing_written(tmp_path/"runs")
+
+
+def test_a_clean_that_drops_everything_keeps_its_ledger_and_names_the_reasons(base, tmp_path, capsys):
+    "Every text twice with two labels: only the cleaning can find that out; its ledger and stats stay in the run folder."
+    rows = [{"text": f"text number {w}", "label": lab} for w in WORDS for lab in ("a", "b")]
+    code, _, err = run(capsys, [str(write(tmp_path/"conflict.jsonl", rows)), *quick(base, tmp_path/"runs")])
+    assert code == 1 and "no rows left to split: all 24 lines of conflict.jsonl were dropped (conflicting_labels 24)" in err
+    (run_dir,) = (tmp_path/"runs").iterdir()
+    failed = run_dir/"dataset.failed"
+    assert len((failed/"dropped.jsonl").read_text().splitlines()) == 24 and json.loads((failed/"stats.json").read_text())["dropped"] == {"conflicting_labels": 24}
+    assert str(failed) in err and err.count("no rows left to split") == 1  # said once
+    assert json.loads((run_dir/"run.json").read_text())["steps"]["clean"]["status"] == "failed"
+
+
+def test_a_label_filter_naming_a_missing_label_is_refused(base, tmp_path, capsys):
+    data = write(tmp_path/"t.jsonl", topic_rows())
+    code, _, err = run(capsys, [str(data), *quick(base, tmp_path/"runs"), "--labels-exclude", "spam", "--labels-include", "cards",
+                                "--labels-include", "pin"])
+    assert code == 2 and "--labels-exclude names 'spam', which no row of t.jsonl carries; its labels: 'card' (12), 'loan' (12), 'pin' (12)" in err
+    assert "--labels-include names 'cards', which no row of t.jsonl carries (did you mean 'card'?)" in err
+    assert err.count("'card' (12)") == 1 and nothing_written(tmp_path/"runs")  # the labels once, not twice
+
+
+def test_a_negative_seed_is_a_settings_error(base, tmp_path, capsys):
+    code, _, err = run(capsys, [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs"), "--seed", "-5"])
+    assert code == 2 and "--seed must be between 0 and 2**32 - 1, got -5" in err and nothing_written(tmp_path/"runs")
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("utf16", "is UTF-16LE text, not UTF-8: convert it first (`iconv -f UTF-16LE -t UTF-8 data.jsonl > data-utf8.jsonl`)"),
+    ("array", "holds one JSON array, not one JSON object per line: convert it (`jq -c '.[]' data.jsonl > data-lines.jsonl`)"),
+    ("csv", "looks like CSV, not JSON Lines: convert it (`python -c \"import pandas as pd; pd.read_csv('data.jsonl'"),
+    ("gzip", "is gzip-compressed: unpack it first (`gunzip -k data.jsonl`)"),
+])
+def test_files_that_are_not_json_lines_are_named_with_how_to_convert(base, tmp_path, capsys, kind, says):
+    rows, f = topic_rows(), tmp_path/"data.jsonl"
+    lines = "".join(json.dumps(r) + "\n" for r in rows)
+    f.write_bytes({"utf16": lambda: lines.encode("utf-16"), "array": lambda: json.dumps(rows, indent=1).encode(),
+                   "csv": lambda: ("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows)).encode(),
+                   "gzip": lambda: gzip.compress(lines.encode())}[kind]())
+    code, _, err = run(capsys, [str(f), *quick(base, tmp_path/"runs")])
+    assert code == 2 and says in err and nothing_written(tmp_path/"runs")
+
+
+def test_labels_without_test_rows_are_named_and_the_summary_counts_labels_per_split(base, tmp_path, capsys):
+    rows = topic_rows() + [{"text": f"rare question {w} number {k}", "label": f"rare_{w}"} for w in WORDS for k in (1, 2)]
+    code, out, err = run(capsys, [str(write(tmp_path/"t.jsonl", rows)), *quick(base, tmp_path/"runs"), "--stop-after", "clean",
+                                  "--test-size", "0.1"])
+    assert code == 0, err
+    (run_dir,) = (tmp_path/"runs").iterdir()
+    counts = json.loads((run_dir/"dataset"/"stats.json").read_text())["label_counts"]
+    assert counts["read"] == counts["train"] == 15 and counts["test"] < 15 and counts["train_without_test"]
+    assert f"{len(counts['train_without_test'])} labels have train rows but no test rows" in (run_dir/"run.log").read_text()
+    assert f"**Labels**: 15 read, 15 in train, {counts['test']} in test" in out
+    assert "`" + counts["train_without_test"][0] + "`" in out
+
+
+def test_predictions_may_be_a_file_anywhere_but_not_a_folder(base, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = write(tmp_path/"t.jsonl", topic_rows())
+    code, out, err = run(capsys, [str(data), *quick(base, tmp_path/"runs"), "--predictions", "preds.jsonl", "--dry-run"])
+    assert code == 0 and "overlap" not in err, err
+    (tmp_path/"preds").mkdir()
+    code, _, err = run(capsys, [str(data), *quick(base, tmp_path/"runs"), "--predictions", "preds", "--dry-run"])
+    assert code == 2 and f"--predictions {tmp_path/'preds'} is a folder: name the JSONL file to write" in err
+
+
+def test_papermill_refuses_a_parameter_the_notebook_lacks(tmp_path):
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(NBS/"01_clean.ipynb"), str(tmp_path/"out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
+                            progress_bar=False, parameters=dict(input_file="x.jsonl"))
+    assert "-p input_file is not a parameter of this notebook (did you mean -p input_path?)" in e.value.evalue
+    assert not (tmp_path/"runs").exists()  # nothing was cleaned
+
+
+def test_a_dry_run_piped_into_a_reader_that_leaves_ends_quietly(tmp_path):
+    res = subprocess.run(["bash", "-c", f"set -o pipefail; {FINETUNE_NB} --dry-run --runs-dir {tmp_path} | true"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
+
+
+def test_absurd_values_get_notes_not_errors(base, tmp_path, capsys):
+    code, out, err = run(capsys, [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs"), "--dry-run",
+                                  "--epochs", "1e9", "--learning-rate", "5", "--max-length", "100000", "--top-k", "1000"])
+    assert code == 0, err
+    for says in ("note: --epochs 1e+09: fine-tuning usually takes 2 to 10 passes", "note: --learning-rate 5: fine-tuning an encoder diverges",
+                 "note: --max-length 100000: inputs are cut at 512 tokens", "note: --top-k 1000: the data has 3 labels"):
+        assert says in out, (says, out)
+
+
+def test_a_failure_during_the_work_is_said_once(base, tmp_path, capsys, monkeypatch):
+    def boom(*a, **k): raise RuntimeError("the GPU caught fire")
+    monkeypatch.setattr("transformers.Trainer.train", boom)
+    code, out, err = run(capsys, [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs")])
+    assert code == 1 and err.count("the GPU caught fire") == 1, err
+    (run_dir,) = (tmp_path/"runs").iterdir()
+    assert "the GPU caught fire" in (run_dir/"run.log").read_text()  # and the log has it
+
+
+def test_a_finished_run_ends_with_the_next_command(base, tmp_path, capsys):
+    code, out, err = run(capsys, [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs"), "--stop-after", "clean"])
+    assert code == 0, err
+    (run_dir,) = (tmp_path/"runs").iterdir()
+    assert out.rstrip().endswith("# train on the cleaned dataset\n```") and f"finetune-nb {run_dir/'dataset'}" in out
+
+
+@pytest.mark.slow
+def test_a_failed_preflight_under_accelerate_launch_is_said_once_and_every_process_exits_2(tmp_path):
+    "Two processes (gloo on the CPU): the main one prints the problems, both leave together with exit code 2."
+    one = write(tmp_path/"one.jsonl", [{"text": "a lonely text", "label": "x"}])
+    accelerate = str(Path(sys.executable).parent/"accelerate")
+    res = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                          "--dynamo_backend", "no", "-m", "finetune_nb.orchestrate", str(one), "--label-field", "label", "--dry-run",
+                          "--runs-dir", str(tmp_path/"runs")], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode != 0 and res.stderr.count("preflight found 1 problem") == 1, res.stderr[-3000:]
+    assert res.stderr.count("exitcode  : 2") == 2  # each process leaves with exit code 2 (one the launcher stops too)
+    assert not (tmp_path/"runs").exists()
