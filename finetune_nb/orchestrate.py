@@ -418,10 +418,11 @@ def _main(argv: list[str] | None) -> int:
     try: res = run_pipeline(s, ["finetune-nb", *(sys.argv[1:] if argv is None else argv)])
     except PreflightError as e:
         if main_process: print(f"finetune-nb: {redact(str(e))}", file=sys.stderr)
-        if process_state().num_processes > 1:  # under a launcher every process leaves with exit code 2, even one the
-            import signal                       # launcher stops (it stops the rest as soon as the first has left)
-            signal.signal(signal.SIGTERM, lambda *_: os._exit(2))
-            process_state().wait_for_everyone()
+        if process_state().num_processes > 1:  # under a launcher every process leaves with exit code 2: the launcher stops
+            import signal                       # the rest as soon as the first has left, and a process still shutting
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # Python down would die of that signal, so ignore it and
+            process_state().wait_for_everyone()           # leave at once, together
+            sys.stderr.flush(); sys.stdout.flush(); os._exit(2)
         return 2
     except KeyboardInterrupt:
         print("finetune-nb: interrupted", file=sys.stderr); return 130
