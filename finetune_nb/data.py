@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from .core import parse_target, setting_name
 
 # %% auto #0
-__all__ = ['REASONS', 'DATA_FILES', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'read_jsonl', 'JsonlScan',
-           'scan_jsonl', 'load_clean_dataset', 'effective_max_length']
+__all__ = ['REASONS', 'DATA_FILES', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'MissingFieldError',
+           'read_jsonl', 'JsonlScan', 'scan_jsonl', 'load_clean_dataset', 'effective_max_length']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -149,11 +149,16 @@ def _no_objects(path: Path, n: int, first: tuple[int, str]) -> ValueError:
     return ValueError(f"{path}: none of its {n} lines is a JSON object (first problem: line {first[0]}, {first[1]})"
                       + (f"; {hint}" if hint else ""))
 
-def _missing_fields(path: Path, has: Counter, seen: Counter, text_field: str, label_field: str | None) -> ValueError | None:
+class MissingFieldError(ValueError):
+    "A field no object of the file has; `setting` says which (`text_field`, `label_field`), whatever the user calls it."
+    def __init__(self, msg: str, setting: str, field: str): super().__init__(msg); self.setting, self.field = setting, field
+
+def _missing_fields(path: Path, has: Counter, seen: Counter, text_field: str, label_field: str | None) -> MissingFieldError | None:
     for name, f, key in (("text_field", text_field, "text"), ("label_field", label_field, "label")):
         if f and not has[key]:
             present = ", ".join(k for k, _ in seen.most_common(30))
-            return ValueError(f"{path}: {setting_name(name)} {f!r} is in none of its {has['objects']} JSON objects; fields present: {present}")
+            return MissingFieldError(f"{path}: {setting_name(name)} {f!r} is in none of its {has['objects']} JSON objects; "
+                                     f"fields present: {present}", name, f)
 
 def read_jsonl(
     path: str | Path,  # JSONL file, one object a line

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import MAX_LENGTH, effective_max_length, load_clean_dataset, read_jsonl
+from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
                               run_folder, set_threads, setting)
@@ -167,8 +167,8 @@ def load_rows(s: EvalSettings, dataset: str = "") -> tuple[pd.DataFrame, dict]:
     "The rows to evaluate (`id`, `text`, `label` or None) and a note of where they came from and what was skipped."
     if s.examples:
         try: df, ledger, n = read_jsonl(s.examples, s.text_field, s.label_field or None, what="examples")
-        except ValueError as e:
-            if not (s.label_field and f"label_field {s.label_field!r} is in none" in str(e)): raise
+        except MissingFieldError as e:
+            if e.setting != "label_field": raise
             logger.warning("%s: no row has label_field %r; predicting without labels", s.examples, s.label_field)
             df, ledger, n = read_jsonl(s.examples, s.text_field, None, what="examples")
         unlabelled = [e for e in ledger if e["reason"] in ("missing_label", "empty_label")]

@@ -8,12 +8,13 @@ Docs: https://finetune-nb.github.io/finetune_nb/preflight.html.md"""
 from __future__ import annotations
 
 import json, os, platform, shutil, subprocess, sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
                               redact, setting_name)
-from .data import JsonlScan, scan_jsonl
+from .data import JsonlScan, MissingFieldError, scan_jsonl
 from .plan import NOTEBOOKS, OrchestrateSettings, Plan, dataset_kind, make_plan, run_paths
 from .train import resolve_base_model
 
@@ -63,16 +64,18 @@ def check_jsonl(
     try: scan = scan_jsonl(p, text_field, label_field, what)
     except OSError as e: return report.problem(f"{what} {p}: cannot be read ({e.strerror})")
     except ValueError as e:
-        if not (label_optional and "is in none of its" in str(e) and repr(label_field) in str(e)): return report.problem(f"{what} {e}")
+        if not (label_optional and isinstance(e, MissingFieldError) and e.setting == "label_field"): return report.problem(f"{what} {e}")
         report.note(f"{what} {p}: no row has the field {label_field!r} ({setting_name('label_field')}): its rows are predicted "
                     "without correctness flags")
         return check_jsonl(p, text_field, None, what, report)
-    if scan.rows < scan.lines:
-        top = ", ".join(f"{k} {v}" for k, v in scan.dropped.most_common(4))
-        if not scan.rows: report.problem(f"{what} {p}: none of its {scan.lines} lines would be a row ({top}); check "
-                                         f"{setting_name('text_field')} and {setting_name('label_field')}")
-        elif not label_optional or set(scan.dropped) - {"missing_label", "empty_label"}:
-            report.note(f"{what} {p}: {scan.lines - scan.rows} of its {scan.lines} lines are not rows and will be dropped, "
+    kept = {"missing_label", "empty_label"} if label_optional else set()  # lines without a label are predicted all the same
+    lost = Counter({k: v for k, v in scan.dropped.items() if k not in kept})
+    if lost:
+        top = ", ".join(f"{k} {v}" for k, v in lost.most_common(4))
+        if lost.total() == scan.lines: report.problem(f"{what} {p}: none of its {scan.lines} lines would be a row ({top}); check "
+                                                      f"{setting_name('text_field')} and {setting_name('label_field')}")
+        else:
+            report.note(f"{what} {p}: {lost.total()} of its {scan.lines} lines are not rows and will be dropped, "
                         f"each with its reason ({top})")
     return scan
 

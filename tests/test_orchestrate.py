@@ -366,6 +366,22 @@ def test_examples_with_a_model_evaluate_only(finished, env, tmp_path, capsys):
     assert record["results"]["test"]["unlabelled"] == 1 and "1 unlabelled examples" in out
 
 
+@pytest.mark.parametrize("rows", ["no label field", "every label empty"])
+def test_examples_without_labels_are_predicted_under_the_command_line_names(finished, tmp_path, capsys, rows):
+    "A file none of whose lines has a label (no field, or all empty) is predicted without flags, under --label-field too."
+    lines = [{"body": {"text": "is my card on its way"}}, {"body": {"text": "change my pin"}}]
+    if rows == "every label empty": lines = [{**r, "intent": ""} for r in lines]
+    examples = tmp_path/"new.jsonl"
+    examples.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    code, out, err = run_main(capsys, ["--model", str(finished/"model"), "--examples", str(examples), "--text-field", "body.text",
+                                       "--label-field", "intent", "--runs-dir", str(tmp_path/"runs"), "--wandb-mode", "disabled"])
+    assert code == 0, err
+    (run,) = (tmp_path/"runs").iterdir()
+    records = [json.loads(l) for l in (run/"eval"/"predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(r["label"] is None and "correct@1" not in r for r in records)
+    assert "2 unlabelled examples" in out and "none of its" not in err
+
+
 def test_a_failure_during_the_work_is_exit_1_and_recorded(env, tmp_path, capsys, monkeypatch):
     def boom(*a, **k): raise RuntimeError("the GPU caught fire")
     monkeypatch.setattr("transformers.Trainer.train", boom)
