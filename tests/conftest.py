@@ -39,6 +39,19 @@ def assert_parameters_mirror(notebook: str, settings_cls):
     for name, p in params.items():
         assert ast.literal_eval(p["default"]) == getattr(defaults, name), name
         assert p["help"] == want[name].metadata["help"], name
+    _assert_run_cell_passes_every_parameter(notebook, settings_cls)
+
+
+def _assert_run_cell_passes_every_parameter(notebook: str, settings_cls):
+    "The cell that makes the settings passes each parameter to the field of its name (`name=name`), or all of them by `fields`."
+    import ast, json
+    from dataclasses import fields
+    cells = ["".join(c["source"]) for c in json.loads((NBS/notebook).read_text())["cells"] if c["cell_type"] == "code"]
+    (src,) = [c for c in cells if f"settings = {settings_cls.__name__}(" in c]
+    if f"fields({settings_cls.__name__})" in src: return
+    (call,) = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == settings_cls.__name__]
+    passed = {k.arg: k.value.id if isinstance(k.value, ast.Name) else None for k in call.keywords}
+    assert passed == {f.name: f.name for f in fields(settings_cls)}, (notebook, set(passed) ^ {f.name for f in fields(settings_cls)})
 
 
 # A tiny three-label corpus for the training and evaluation tests: 12 texts per label, none a near duplicate.
