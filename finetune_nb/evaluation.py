@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
-                              run_folder, set_threads, setting)
+                              run_folder, set_threads, setting, setting_name)
 
 logger = get_logger(__name__)
 
@@ -354,8 +354,10 @@ def run_eval(s: EvalSettings) -> EvalResult:
             try: info = Path(hf_hub_download(hub_repo_id(model), "train_metrics.json", revision=s.revision or None))
             except Exception as e: raise ValueError(f"give a dataset or examples: could not read {model}'s train_metrics.json ({e})") from None
         if not info.is_file(): raise ValueError("give a dataset or examples: the model has no train_metrics.json naming its data")
-        dataset = json.loads(info.read_text())["dataset"]
-        if not dataset: raise ValueError(f"give a dataset or examples: {info} names no dataset")
+        trained = json.loads(info.read_text())
+        if not (dataset := trained.get("dataset")): raise ValueError(
+            f"give {setting_name('dataset')} or {setting_name('examples')}: {model} was trained on a local dataset "
+            f"({trained.get('dataset_name') or 'unnamed'}) that its train_metrics.json cannot point to")
     res = evaluate(s, model, dataset, output)
     m = res.metrics
     if "fine_tuned" in m:

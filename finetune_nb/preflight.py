@@ -336,7 +336,8 @@ def check_model_data(model: str, report: Report):
     try: dataset = json.loads(info.read_text())["dataset"]
     except (OSError, ValueError, KeyError, TypeError): return report.problem(
         f"{setting_name('model')} {p}: no train_metrics.json naming the data it was trained on; give {setting_name('dataset')} or {setting_name('examples')} to evaluate on")
-    if not dataset: return report.problem(f"{setting_name('model')} {p}: its train_metrics.json names no dataset; give {setting_name('dataset')} or {setting_name('examples')}")
+    if not dataset: return report.problem(f"{setting_name('model')} {p}: its train_metrics.json names no dataset it can load (it was "
+                                          f"trained on a local one); give {setting_name('dataset')} or {setting_name('examples')}")
     if not str(dataset).startswith("hf://") and not Path(dataset).is_dir():
         report.problem(f"{setting_name('model')} {p} was trained on {dataset}, which is gone; give {setting_name('dataset')} or {setting_name('examples')} to evaluate on")
 

