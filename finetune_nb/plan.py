@@ -100,9 +100,11 @@ class OrchestrateSettings:
     def __post_init__(self):
         check_no_secrets(self, "settings")
         errors = []
-        for name in ("skip", "labels_include", "labels_exclude", "language"):
+        for name in ("skip", "labels_include", "labels_exclude", "language"):  # one value or a list; labels may be numbers
             v = getattr(self, name)
             if isinstance(v, str): setattr(self, name, [v] if v else [])
+            elif not isinstance(v, (list, tuple)): errors.append(f"`{name}` must be a list, got {v!r}"); setattr(self, name, [])
+            else: setattr(self, name, [str(x) for x in v])
         self.skip = [x for v in self.skip for x in re.split(r"[,\s]+", v) if x]  # `--skip clean,eval` too
         if bad := [x for x in self.skip if x not in STEPS]: errors.append(f"`skip`: {bad} are not steps ({', '.join(STEPS)})")
         if self.stop_after not in ("", *STEPS): errors.append(f"`stop_after` must be one of {', '.join(STEPS)} or empty, got {self.stop_after!r}")
