@@ -195,26 +195,25 @@ def check_model(model: str, revision: str | None, what: str, report: Report) -> 
 
 # %% ../nbs/05_preflight.ipynb #50e95e58
 def _torch_build() -> tuple[str | None, str | None]:
-    "The installed torch's version and CUDA version, read from its files (importing torch takes seconds)."
+    "The installed torch's version and GPU toolkit (CUDA, else ROCm's HIP), read from its files (importing torch takes seconds)."
     import importlib.util, re
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations: return None, None
     try: text = (Path(list(spec.submodule_search_locations)[0])/"version.py").read_text()
     except OSError: return None, None
     find = lambda key: (m.group(2) if (m := re.search(rf"^{key}\s*(:[^=]*)?=\s*['\"]([^'\"]*)['\"]", text, re.M)) else None)
-    return find("__version__"), find("cuda")
+    return find("__version__"), find("cuda") or find("hip")
 
 def check_device(require_gpu: bool, report: Report):
-    "Record the device; without a CUDA GPU, a note, or a problem when `require_gpu`."
+    "Record the device; without a GPU, a note, or a problem when `require_gpu`."
     version, cuda = _torch_build()
-    driver = Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
-    if "torch" in sys.modules or (cuda and driver) or sys.platform == "darwin":  # it may see a GPU: ask it
+    if "torch" in sys.modules or cuda or sys.platform == "darwin":  # a build that may see a GPU (CUDA, ROCm, MPS): ask it
         import torch
         dev = detect_device()
-        version, cuda, why = torch.__version__, torch.version.cuda, "sees no CUDA GPU"
-    else:  # a CPU-only build, or no NVIDIA driver: no GPU, known without importing torch
+        version, cuda, why = torch.__version__, torch.version.cuda or getattr(torch.version, "hip", None), "sees no GPU"
+    else:  # a CPU-only build sees no GPU on any machine: known without importing torch
         dev = DeviceInfo("cpu", f"{platform.machine() or 'CPU'}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} usable cores")
-        why = "finds no NVIDIA driver" if cuda else "sees no CUDA GPU"
+        why = "sees no GPU"
     report.facts["device"] = asdict(dev)
     if dev.type == "cuda": return report.note(f"GPU: {dev}")
     why = f"torch {version} {why}" + ("" if cuda else " (a CPU-only build)")
