@@ -124,7 +124,7 @@ def sniff(path: str | Path) -> str | None:
     path = Path(path)
     with open(path, "rb") as f: head = f.read(1 << 16)
     name, stem = path.name, path.name.split(".")[0] or "data"
-    if head.startswith(b"\x1f\x8b"): return f"{path} is gzip-compressed: unpack it first (`gunzip -k {name}`)"
+    if head.startswith(b"\x1f\x8b"): return f"{path} is gzip-compressed: unpack it first (`gunzip -c {name} > {stem}-unpacked.jsonl`)"
     if head.startswith(b"PK\x03\x04"): return f"{path} is a zip archive or an Excel workbook: unpack it, or export the rows as JSON Lines"
     boms = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"), (b"\xfe\xff", "UTF-16BE"))
     enc = next((e for bom, e in boms if head.startswith(bom)), None)
@@ -135,7 +135,11 @@ def sniff(path: str | Path) -> str | None:
     text = head.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
     if text.startswith("["):
         return f"{path} holds one JSON array, not one JSON object per line: convert it (`jq -c '.[]' {name} > {stem}-lines.jsonl`)"
-    first = text.split("\n", 1)[0]
+    lines = [l.strip() for l in text.split("\n")[:50] if l.strip()]
+    if lines and lines[0].startswith("{") and sum(l.endswith("},") for l in lines) * 2 >= len(lines):
+        return (f"{path} has a comma after each object, as inside a JSON array: drop them "
+                f"(`sed -E 's/\\}},[[:space:]]*$/}}/' {name} > {stem}-lines.jsonl`)")
+    first = lines[0] if lines else ""
     if first and not first.startswith("{") and ("," in first or "\t" in first):
         sep = "\\t" if "\t" in first and "," not in first else ","
         return (f"{path} looks like {'TSV' if sep != ',' else 'CSV'}, not JSON Lines: convert it (`python -c \"import pandas as pd; "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
                               redact, setting_name)
-from .data import JsonlScan, MissingFieldError, scan_jsonl
+from .data import JsonlScan, MissingFieldError, scan_jsonl, sniff
 from .plan import NOTEBOOKS, OrchestrateSettings, Plan, dataset_kind, make_plan, run_paths
 from .train import resolve_base_model
 
@@ -70,6 +70,8 @@ def check_jsonl(
         return check_jsonl(p, text_field, None, what, report)
     kept = {"missing_label", "empty_label"} if label_optional else set()  # lines without a label are predicted all the same
     lost = Counter({k: v for k, v in scan.dropped.items() if k not in kept})
+    if lost["bad_json"] * 2 >= scan.lines and (hint := sniff(p)):  # mostly not JSON Lines, and we can tell what it is
+        return report.problem(f"{what} {p}: {lost['bad_json']} of its {scan.lines} lines are not valid JSON: it {hint.removeprefix(str(p) + ' ')}")
     if lost:
         top = ", ".join(f"{k} {v}" for k, v in lost.most_common(4))
         if lost.total() == scan.lines: report.problem(f"{what} {p}: none of its {scan.lines} lines would be a row ({top}); check "

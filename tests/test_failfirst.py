@@ -1,11 +1,12 @@
 """Fail first, fail clearly: every problem that can be known before the work is reported before it, through the real
 entry points (`finetune-nb`, papermill), with exit code 2 and nothing written; what fails during the work says so once."""
-import gzip, json, os, subprocess, sys
+import gzip, json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
 
 from conftest import NBS, TOPICS, WORDS
+from finetune_nb.data import scan_jsonl
 from finetune_nb.orchestrate import main
 from finetune_nb.testing import tiny_deberta
 
@@ -103,16 +104,25 @@ def test_a_negative_seed_is_a_settings_error(base, tmp_path, capsys):
     ("utf16", "is UTF-16LE text, not UTF-8: convert it first (`iconv -f UTF-16LE -t UTF-8 data.jsonl > data-utf8.jsonl`)"),
     ("array", "holds one JSON array, not one JSON object per line: convert it (`jq -c '.[]' data.jsonl > data-lines.jsonl`)"),
     ("csv", "looks like CSV, not JSON Lines: convert it (`python -c \"import pandas as pd; pd.read_csv('data.jsonl'"),
-    ("gzip", "is gzip-compressed: unpack it first (`gunzip -k data.jsonl`)"),
+    ("gzip", "is gzip-compressed: unpack it first (`gunzip -c data.jsonl > data-unpacked.jsonl`)"),
+    ("commas", "35 of its 36 lines are not valid JSON: it has a comma after each object, as inside a JSON array: drop them "
+               "(`sed -E 's/\\},[[:space:]]*$/}/' data.jsonl > data-lines.jsonl`)"),
 ])
 def test_files_that_are_not_json_lines_are_named_with_how_to_convert(base, tmp_path, capsys, kind, says):
     rows, f = topic_rows(), tmp_path/"data.jsonl"
     lines = "".join(json.dumps(r) + "\n" for r in rows)
     f.write_bytes({"utf16": lambda: lines.encode("utf-16"), "array": lambda: json.dumps(rows, indent=1).encode(),
                    "csv": lambda: ("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows)).encode(),
-                   "gzip": lambda: gzip.compress(lines.encode())}[kind]())
+                   "gzip": lambda: gzip.compress(lines.encode()),
+                   "commas": lambda: ",\n".join(json.dumps(r) for r in rows).encode()}[kind]())  # the last object has none
     code, _, err = run(capsys, [str(f), *quick(base, tmp_path/"runs")])
     assert code == 2 and says in err and nothing_written(tmp_path/"runs")
+    command = err.split("(`", 1)[1].split("`)", 1)[0]  # the command given converts the file (where its program is installed)
+    if not shutil.which(command.split()[0]): pytest.skip(f"{command.split()[0]} is not installed")
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    (out,) = [p for p in tmp_path.glob("data-*.jsonl")]
+    scan = scan_jsonl(out, "text", "label")
+    assert (scan.lines, scan.rows, dict(scan.labels)) == (36, 36, {"card": 12, "pin": 12, "loan": 12})
 
 
 def test_labels_without_test_rows_are_named_and_the_summary_counts_labels_per_split(base, tmp_path, capsys):
