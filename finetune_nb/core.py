@@ -22,8 +22,8 @@ __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LA
            'check_settings', 'json_default', 'jsonl_line', 'hf_token', 'wandb_key', 'known_secrets',
            'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter', 'setup_logging',
            'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo', 'detect_device',
-           'set_threads', 'Target', 'parse_target', 'check_target', 'Publication', 'hub_local_dir', 'publishing',
-           'sample_data']
+           'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target', 'Publication', 'hub_local_dir',
+           'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -379,7 +379,7 @@ def _replace_dir(new: Path, dest: Path):
         os.rename(dest, old); os.rename(new, dest); os.rename(old, new)
 
 # %% ../nbs/00_core.ipynb #1ca6178a
-def _set(flag_name: str) -> str:
+def switch_on(flag_name: str) -> str:
     "How to switch a boolean setting on, in the words of whoever runs this: `overwrite=True`, `--overwrite`, `-p overwrite True`."
     name = setting_name(flag_name)
     return f"{name}=True" if name == flag_name else f"{name} True" if name.startswith("-p ") else name
@@ -397,12 +397,12 @@ def check_target(
         try: files = HfApi().list_repo_files(t.repo_id, repo_type=t.repo_type, revision=t.revision)
         except (RepositoryNotFoundError, RevisionNotFoundError): return t
         if [f for f in files if f != ".gitattributes"]: raise FileExistsError(
-            f"target {t} already holds {len(files)} files; pass {_set('overwrite')} to publish a new "
+            f"target {t} already holds {len(files)} files; pass {switch_on('overwrite')} to publish a new "
             "version (the Hub keeps the old one in its history)")
         return t
     if t.path.exists() and not t.path.is_dir(): raise NotADirectoryError(f"target {t.path} exists and is not a folder")
     if not overwrite and t.path.is_dir() and any(t.path.iterdir()): raise FileExistsError(
-        f"target {t.path} exists and is not empty; pass {_set('overwrite')} to replace it")
+        f"target {t.path} exists and is not empty; pass {switch_on('overwrite')} to replace it")
     return t
 
 # %% ../nbs/00_core.ipynb #5c418463

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
-                              run_folder, set_threads, setting, setting_name)
+                              run_folder, set_threads, setting, setting_name, switch_on)
 
 logger = get_logger(__name__)
 
@@ -212,8 +212,8 @@ def open_output(path: Path, model: str, fingerprint: str, overwrite: bool = Fals
     records = read_records(path)
     others = {(r.get("model"), r.get("fingerprint")) for r in records} - {(model, fingerprint)}
     if others: raise FileExistsError(
-        f"{path} holds predictions of another model ({sorted(others)[0][0]} {sorted(others)[0][1]}); pass overwrite=True "
-        "to replace them, or choose another output")
+        f"{path} holds predictions of another model ({sorted(others)[0][0]} {sorted(others)[0][1]}); pass {switch_on('overwrite')} "
+        f"to replace them, or choose another {setting_name('output')}")
     return {r["id"]: r for r in records}
 
 def append_records(path: Path, records: list[dict]):
@@ -259,8 +259,8 @@ def evaluate(
         done[r.id]["text"] != r.text or done[r.id]["label"] != (None if pd.isna(r.label) else r.label)
         or len(done[r.id]["top_labels"]) != k)]
     if stale: raise FileExistsError(
-        f"{out} holds records for other rows or another top_k under the same ids (e.g. id {stale[0]}); pass "
-        "overwrite=True to start it afresh, or choose another output")
+        f"{out} holds records for other rows or another {setting_name('top_k')} under the same ids (e.g. id {stale[0]}); pass "
+        f"{switch_on('overwrite')} to start it afresh, or choose another {setting_name('output')}")
     todo = rows[~rows["id"].isin(list(done))]
     logger.info("%d rows to predict (%d already in %s), model %s %s", len(todo), len(rows) - len(todo), out, clf.name, clf.fingerprint)
     chunk = chunk_rows or max(s.batch_size*16, 1024)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .data import effective_max_length, load_clean_dataset
-from .core import (Publication, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
+from .core import (Publication, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
 
@@ -250,8 +250,8 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     out = _checkpoint_dir(s, target)
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if last and not s.resume:
-        if not s.overwrite: raise FileExistsError(f"{out} holds checkpoints ({Path(last).name}); pass resume=True to "
-                                                  "continue that run, or overwrite=True to start again")
+        if not s.overwrite: raise FileExistsError(f"{out} holds checkpoints ({Path(last).name}); pass {switch_on('resume')} to "
+                                                  f"continue that run, or {switch_on('overwrite')} to start again")
         from accelerate import PartialState
         if PartialState().is_main_process:  # only the checkpoints go; other files in output_dir stay
             for c in out.glob("checkpoint-*"): shutil.rmtree(c, ignore_errors=True)

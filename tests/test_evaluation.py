@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 
 from conftest import NBS, assert_parameters_mirror, write_topic_rows
 from finetune_nb.clean import CleanSettings, clean, publish_dataset, run_clean
+from finetune_nb.core import papermill_name, setting_names
 from finetune_nb.evaluation import Classifier, EvalSettings, correct_at_k, evaluate, run_eval
 from finetune_nb.testing import tiny_deberta, tiny_nli
 from finetune_nb.train import TrainSettings, run_train
@@ -115,7 +116,10 @@ def test_resume_after_the_writer_is_killed(world, tmp_path, monkeypatch):
 def test_another_model_into_the_same_output_is_refused(world, tmp_path):
     out = tmp_path/"pred.jsonl"
     evaluate(es(max_samples=4), world["model"], world["dataset"], out)
-    with pytest.raises(FileExistsError, match="another model"): evaluate(es(), world["other"], world["dataset"], out)
+    with pytest.raises(FileExistsError, match="another model .*; pass overwrite=True to replace them, or choose another output"):
+        evaluate(es(), world["other"], world["dataset"], out)
+    with setting_names(papermill_name), pytest.raises(FileExistsError, match="pass -p overwrite True to .* another -p output"):
+        evaluate(es(), world["other"], world["dataset"], out)  # in the words of whoever runs it
     res = evaluate(es(overwrite=True), world["other"], world["dataset"], out)
     assert {json.loads(l)["model"] for l in out.read_text().splitlines()} == {world["other"]} and res.metrics["rows"] == 18
 
