@@ -18,12 +18,12 @@ from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LABEL_FIELD', 'setting', 'public_name',
-           'public_settings', 'run_folder', 'flag', 'papermill_name', 'setting_names', 'setting_name', 'SettingsError',
-           'check_settings', 'json_default', 'jsonl_line', 'hf_token', 'wandb_key', 'known_secrets',
-           'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter', 'setup_logging',
-           'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo', 'detect_device',
-           'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target', 'Publication', 'hub_local_dir',
-           'publishing', 'sample_data']
+           'public_settings', 'run_folder', 'flag', 'papermill_name', 'setting_names', 'setting_name',
+           'renamed_settings', 'SettingsError', 'check_settings', 'json_default', 'jsonl_line', 'hf_token', 'wandb_key',
+           'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter',
+           'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo',
+           'detect_device', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target', 'Publication',
+           'hub_local_dir', 'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -74,6 +74,12 @@ def setting_names(name: Callable[[str], str]):
 def setting_name(name: str) -> str:
     "Setting `name` as the user in charge here wrote it (see `setting_names`)."
     return _NAMING.get()(name)
+
+@contextmanager
+def renamed_settings(mapping: dict[str, str]):
+    "Inside this block setting `f` is named as the enclosing block names `mapping.get(f, f)`: a step's `output` is its run's `predictions`."
+    outer = _NAMING.get()
+    with setting_names(lambda f: outer(mapping.get(f, f))): yield
 
 class SettingsError(ValueError):
     "Invalid settings: every problem in one message, each setting (marked `like_this`) named as the user set it."

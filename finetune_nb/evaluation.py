@@ -24,8 +24,8 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'worst_examples', 'load_rows', 'check_labels',
-           'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate', 'zero_shot_metrics',
-           'metrics_table', 'update_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
+           'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate', 'check_metrics_file',
+           'zero_shot_metrics', 'metrics_table', 'update_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -253,6 +253,7 @@ def evaluate(
     rows, source = load_rows(s, dataset)
     check_labels(rows, clf.labels)
     out = Path(output)
+    check_metrics_file(out, s.overwrite)
     done = open_output(out, clf.name, clf.fingerprint, s.overwrite)
     k = min(s.top_k, len(clf.labels))
     stale = [r.id for r in rows.itertuples() if r.id in done and (
@@ -287,6 +288,14 @@ def evaluate(
     return EvalResult(metrics, records, out)
 
 # %% ../nbs/03_eval.ipynb #d83fa56a
+def check_metrics_file(out: Path, overwrite: bool = False):
+    "`metrics.json` beside `out` belongs to one predictions file: another file's is not replaced without `overwrite`."
+    try: other = json.loads((out.parent/"metrics.json").read_text(encoding="utf-8")).get("output")
+    except (OSError, ValueError, AttributeError): return
+    if other and Path(other).name != out.name and not overwrite: raise FileExistsError(
+        f"{out.parent/'metrics.json'} holds the metrics of {Path(other).name}; evaluating into {out.name} would replace them: "
+        f"write {setting_name('output')} to another folder, or pass {switch_on('overwrite')}")
+
 def zero_shot_metrics(nli_model: str, rows: pd.DataFrame, labels: list[str], top_k: int = 3, batch_size: int = 16) -> dict:
     "Top-k metrics of the `zero-shot-classification` pipeline with `nli_model` on `rows`, candidates `labels`."
     from transformers import pipeline

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from .clean import run_clean
 from .core import (SettingsError, flag, get_logger, hub_local_dir, json_default, library_versions, parse_target, redact,
-                              setting_names, setup_logging)
+                              renamed_settings, setting_names, setup_logging)
 from .evaluation import run_eval
-from .plan import NOTEBOOKS, OrchestrateSettings, Plan, make_plan
+from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, make_plan
 from .preflight import KERNEL, PreflightError, Report, notebooks_dir, preflight, process_state
 from .train import run_train
 
@@ -84,11 +84,12 @@ def run_step(step: str, settings, s: OrchestrateSettings, run_dir: Path) -> dict
             raise StepError(step, f"{e.ename}: {redact(str(e.evalue))} (cell {e.exec_count} of {out})") from None
         finally: src.unlink(missing_ok=True)
         return {"location": getattr(settings, "target", None) or settings.output, "commit": None, "notebook": str(out)}
-    if step == "clean": _, pub = run_clean(settings)
-    elif step == "train": _, pub = run_train(settings)
-    else:
-        res = run_eval(settings)
-        return {"location": str(res.output), "commit": None, "notebook": None}
+    with renamed_settings(STEP_FIELDS[step]):  # what the step says names the run's settings: --predictions, not --output
+        if step == "clean": _, pub = run_clean(settings)
+        elif step == "train": _, pub = run_train(settings)
+        else:
+            res = run_eval(settings)
+            return {"location": str(res.output), "commit": None, "notebook": None}
     return {"location": pub.location if pub else settings.target, "commit": pub.commit if pub else None, "notebook": None}
 
 # %% ../nbs/06_orchestrate.ipynb #a8a9064c

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
-                              redact, setting_name)
+                              redact, renamed_settings, setting_name)
 from .data import JsonlScan, MissingFieldError, scan_jsonl, sniff
-from .plan import NOTEBOOKS, OrchestrateSettings, Plan, dataset_kind, make_plan, run_paths
+from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, make_plan, run_paths
+from .evaluation import check_metrics_file
 from .train import resolve_base_model
 
 # %% auto #0
@@ -412,6 +413,9 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         elif s.model and pred.is_file() and pred.stat().st_size and not s.overwrite:
             r.note(f"{setting_name('predictions')} {pred} exists: records of this model are kept and the rest predicted (resume)")
         else: check_writable(pred, setting_name("predictions"), s.overwrite, r, file=True)
+        try:
+            with renamed_settings(STEP_FIELDS["eval"]): check_metrics_file(pred, s.overwrite)  # metrics.json is another file's
+        except FileExistsError as e: r.problem(str(e))
     if not s.model and "train" not in steps and "eval" in steps: r.problem(f"{setting_name('skip')} train needs a {setting_name('model')} to evaluate")
     local = {k: Path(paths[k]) for k, step in (("dataset_target", "clean"), ("model_target", "train"), ("checkpoint_dir", "train"))
              if step in steps and not paths[k].startswith("hf://")}

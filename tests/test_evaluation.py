@@ -124,6 +124,14 @@ def test_another_model_into_the_same_output_is_refused(world, tmp_path):
     assert {json.loads(l)["model"] for l in out.read_text().splitlines()} == {world["other"]} and res.metrics["rows"] == 18
 
 
+def test_a_second_predictions_file_in_the_folder_does_not_replace_the_first_ones_metrics(world, tmp_path):
+    evaluate(es(max_samples=4), world["model"], world["dataset"], tmp_path/"a.jsonl")
+    with pytest.raises(FileExistsError, match=r"metrics.json holds the metrics of a.jsonl; evaluating into b.jsonl would replace"):
+        evaluate(es(max_samples=4), world["model"], world["dataset"], tmp_path/"b.jsonl")
+    assert not (tmp_path/"b.jsonl").exists() and json.loads((tmp_path/"metrics.json").read_text())["output"].endswith("a.jsonl")
+    evaluate(es(max_samples=4), world["model"], world["dataset"], tmp_path/"a.jsonl")  # the same file again: resumes
+
+
 def test_zero_shot_baseline_sits_beside_the_fine_tuned_row(world, tmp_path):
     res = evaluate(es(zero_shot_model=str(tiny_nli(tmp_path/"nli"))), world["model"], world["dataset"], tmp_path/"p.jsonl")
     m = json.loads((tmp_path/"metrics.json").read_text())

@@ -200,3 +200,12 @@ def test_a_failed_preflight_under_accelerate_launch_is_said_once_and_every_proce
     assert res.returncode != 0 and res.stderr.count("preflight found 1 problem") == 1, res.stderr[-3000:]
     assert res.stderr.count("exitcode  : 2") == 2  # each process leaves with exit code 2 (one the launcher stops too)
     assert not (tmp_path/"runs").exists()
+
+
+def test_predictions_beside_another_files_metrics_are_refused_before_any_work(base, tmp_path, capsys):
+    (tmp_path/"out").mkdir()
+    (tmp_path/"out"/"metrics.json").write_text(json.dumps({"output": "old.jsonl", "rows": 3}))
+    code, _, err = run(capsys, [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs"),
+                                "--predictions", str(tmp_path/"out"/"new.jsonl")])
+    assert code == 2 and "metrics.json holds the metrics of old.jsonl; evaluating into new.jsonl would replace them: write " \
+                         "--predictions to another folder, or pass --overwrite" in err and nothing_written(tmp_path/"runs")
