@@ -411,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     try: s = parse_settings(argv)
-    except SettingsError as e:
-        print(f"finetune-nb: {redact(str(e))}", file=sys.stderr); return 2
+    except SettingsError as e:  # under a launcher every process finds the same error: the first one says it
+        if os.environ.get("RANK", "0") == "0": print(f"finetune-nb: {redact(str(e))}", file=sys.stderr)
+        return 2
     except SystemExit as e: return int(e.code or 0)  # --help (0) or an unknown flag (2, argparse says why)
     if not get_logger().handlers: setup_logging()
     main_process = process_state().is_main_process  # under accelerate, one process speaks

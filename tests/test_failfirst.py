@@ -200,6 +200,9 @@ def test_a_failed_preflight_under_accelerate_launch_is_said_once_and_every_proce
     assert res.returncode != 0 and res.stderr.count("preflight found 1 problem") == 1, res.stderr[-3000:]
     assert res.stderr.count("exitcode  : 2") == 2  # each process leaves with exit code 2 (one the launcher stops too)
     assert not (tmp_path/"runs").exists()
+    bad = subprocess.run([*res.args[:-1], str(tmp_path/"runs"), "--seed", "-3"], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert bad.returncode != 0 and bad.stderr.count("--seed must be between") == 1, bad.stderr[-3000:]  # a settings error too
 
 
 def test_predictions_beside_another_files_metrics_are_refused_before_any_work(base, tmp_path, capsys):
