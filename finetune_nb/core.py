@@ -42,8 +42,9 @@ def public_name(value: str) -> str:
     "How a file, folder or repo may appear in what is published: `hf://` and Hub ids as they are, a local path by its name alone."
     if not isinstance(value, str) or not value or value.startswith("hf://"): return value
     p = Path(value).expanduser()
-    local = p.is_absolute() or value.startswith((".", "~")) or p.exists()
-    return p.name if local else value  # `acme/tickets-clf` is a Hub id; `/home/ada/data/tickets.jsonl` is `tickets.jsonl`
+    hub_id = re.fullmatch(r"[\w-][\w.-]*/[\w.-]*[\w-]", value) is not None  # owner/name, exactly one slash
+    local = p.is_absolute() or value.startswith((".", "~")) or p.exists() or ("/" in value and not hub_id)
+    return (p.resolve().name or str(p)) if local else value  # `acme/clf` is a Hub id; `/home/ada/data/t.jsonl` is `t.jsonl`
 
 def public_settings(settings: dict) -> dict:
     "`settings` (a dataclass as a dict) with every local path reduced to its name: what a card or a Hub repo may show."
