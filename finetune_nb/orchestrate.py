@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/orchestrate.html.md"""
 # %% ../nbs/06_orchestrate.ipynb #0f3238d3
 from __future__ import annotations
 
-import argparse, difflib, io, json, os, re, subprocess, sys, time
+import argparse, difflib, io, json, os, re, shlex, subprocess, sys, time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -214,12 +214,12 @@ def next_command(record: dict) -> str | None:
     "The command a person runs next, after a run that finished: predict new examples with its model, or train on its dataset."
     art, s = record.get("artefacts", {}), record.get("settings", {})
     if record.get("status") != "done": return None
-    fields = f" --text-field {s.get('text_field')}" + (f" --label-field {s.get('label_field')}" if s.get("label_field") else "")
+    q = lambda v: shlex.quote(str(v))  # paths and fields with spaces or quotes survive the copy and paste
+    fields = f" --text-field {q(s.get('text_field'))}" + (f" --label-field {q(s.get('label_field'))}" if s.get("label_field") else "")
     if art.get("model"):
-        model = art["model"]["target"]
-        return f"finetune-nb --model {model} --examples new.jsonl{fields}   # predict new examples with this model"
+        return f"finetune-nb --model {q(art['model']['target'])} --examples new.jsonl{fields}   # predict new examples with this model"
     if art.get("dataset"):
-        return f"finetune-nb {art['dataset']['target']} --base-model microsoft/deberta-v3-base   # train on the cleaned dataset"
+        return f"finetune-nb {q(art['dataset']['target'])} --base-model microsoft/deberta-v3-base   # train on the cleaned dataset"
     return None
 
 # %% ../nbs/06_orchestrate.ipynb #824b78c6
