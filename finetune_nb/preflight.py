@@ -96,6 +96,7 @@ def check_labels(
     "Label filters name labels the file has; enough labels and rows per label survive them for a split, and for training."
     import difflib
     have = scan.labels
+    if not scan.rows: return {}  # `check_jsonl` said why the file has no row
     for name in ("labels_include", "labels_exclude"):
         for label in getattr(s, name):
             if label in have: continue
@@ -116,7 +117,8 @@ def check_labels(
                        f"{_labels(splittable)}; {fix}, or run only the cleaning ({setting_name('stop_after')} clean)")
     elif "train" in steps and max(splittable.values()) < 3:
         report.problem(f"{scan.path.name}: no label has the 3 rows training needs (2 in train, so that one validates, and 1 in "
-                       f"test){after}: {_labels(splittable)}; add rows, or run only the cleaning ({setting_name('stop_after')} clean)")
+                       f"test){after}: {_labels(splittable)}; add rows" + (f", raise {setting_name('max_per_label')}" if s.max_per_label else "")
+                       + f", or run only the cleaning ({setting_name('stop_after')} clean)")
     return kept
 
 # %% ../nbs/05_preflight.ipynb #16523e7f

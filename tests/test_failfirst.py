@@ -212,3 +212,12 @@ def test_predictions_beside_another_files_metrics_are_refused_before_any_work(ba
                                 "--predictions", str(tmp_path/"out"/"new.jsonl")])
     assert code == 2 and "metrics.json holds the metrics of old.jsonl; evaluating into new.jsonl would replace them: write " \
                          "--predictions to another folder, or pass --overwrite" in err and nothing_written(tmp_path/"runs")
+
+
+@pytest.mark.parametrize("rows, extra, says", [
+    ([{"text": "a", "label": ""}, {"text": "b"}], [], "none of its 2 lines would be a row (empty_label 1, missing_label 1)"),
+    (topic_rows(("card", "pin"), 4), ["--max-per-label", "2"], "'card' (2), 'pin' (2); add rows, raise --max-per-label, or run"),
+])
+def test_a_file_without_enough_rows_is_one_problem_that_names_its_fix(base, tmp_path, capsys, rows, extra, says):
+    code, _, err = run(capsys, [str(write(tmp_path/"t.jsonl", rows)), *quick(base, tmp_path/"runs"), *extra])
+    assert code == 2 and says in err and "preflight found 1 problem" in err and err.count("\n  - ") == 1, err
