@@ -37,7 +37,8 @@ def _skip_examples(lines: list[str]) -> list[str]:
     "An IPython input transformer: exported code runs, examples do not, until the cell that starts with `# Run it`."
     from IPython import get_ipython
     if lines and lines[0].startswith("# Run it"):
-        get_ipython().input_transformers_post.remove(_skip_examples)
+        ip = get_ipython()  # a new list: IPython is iterating over the old one right now
+        ip.input_transformers_post = [t for t in ip.input_transformers_post if t is not _skip_examples]
         return lines
     return lines if any(re.match(r"#\|\s*exporti?\b", l) for l in lines) else ["pass  # an example: skipped in a production run\n"]
 
@@ -50,7 +51,7 @@ def papermill_run(
     given = injected_parameters()
     if given is None: return
     known = [f.name for f in fields(settings_cls)]
-    if unknown := [n for n in given if n not in known]:
+    if unknown := [n for n in given if n not in known and not n.startswith("PAPERMILL_")]:  # --inject-paths adds PAPERMILL_*
         raise SettingsError([f"-p {n} is not a parameter of this notebook" + (f" (did you mean -p {g[0]}?)" if (
             g := difflib.get_close_matches(n, known, n=1, cutoff=0.5)) else f"; it has {', '.join(known)}") for n in unknown])
     from IPython import get_ipython

@@ -221,3 +221,17 @@ def test_predictions_beside_another_files_metrics_are_refused_before_any_work(ba
 def test_a_file_without_enough_rows_is_one_problem_that_names_its_fix(base, tmp_path, capsys, rows, extra, says):
     code, _, err = run(capsys, [str(write(tmp_path/"t.jsonl", rows)), *quick(base, tmp_path/"runs"), *extra])
     assert code == 2 and says in err and "preflight found 1 problem" in err and err.count("\n  - ") == 1, err
+
+
+def test_papermill_inject_paths_is_not_an_unknown_parameter(tmp_path):
+    "`--inject-paths` adds PAPERMILL_INPUT_PATH and friends: the run goes through, examples skipped, every step cell run."
+    import papermill as pm
+    data = write(tmp_path/"t.jsonl", topic_rows())
+    nb = pm.execute_notebook(str(NBS/"01_clean.ipynb"), str(tmp_path/"out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
+                             progress_bar=False, inject_paths=True, parameters=dict(
+                                 input_path=str(data), label_field="label", target=str(tmp_path/"d"), near_dup_threshold=1.0))
+    assert (tmp_path/"d"/"train.csv").is_file()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    start = next(i for i, c in enumerate(code) if c.source.startswith("# Run it"))
+    assert all(c.execution_count for c in code[start:])
+    assert "published to" in "".join(o.get("text", "") for c in code[start:] for o in c.get("outputs", []))
