@@ -228,8 +228,9 @@ def test_papermill_inject_paths_is_not_an_unknown_parameter(tmp_path):
     import papermill as pm
     data = write(tmp_path/"t.jsonl", topic_rows())
     nb = pm.execute_notebook(str(NBS/"01_clean.ipynb"), str(tmp_path/"out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
-                             progress_bar=False, inject_paths=True, parameters=dict(
-                                 input_path=str(data), label_field="label", target=str(tmp_path/"d"), near_dup_threshold=1.0))
+                             progress_bar=False, parameters=dict(  # what `papermill --inject-paths` adds, as it adds them
+                                 input_path=str(data), label_field="label", target=str(tmp_path/"d"), near_dup_threshold=1.0,
+                                 PAPERMILL_INPUT_PATH=str(NBS/"01_clean.ipynb"), PAPERMILL_OUTPUT_PATH=str(tmp_path/"out.ipynb")))
     assert (tmp_path/"d"/"train.csv").is_file()
     code = [c for c in nb.cells if c.cell_type == "code"]
     start = next(i for i, c in enumerate(code) if c.source.startswith("# Run it"))
