@@ -83,7 +83,7 @@ def test_unlabelled_examples_are_predicted_without_flags(world, tmp_path):
     recs = {r["id"]: r for r in map(json.loads, (tmp_path/"p.jsonl").read_text().splitlines())}
     assert "correct@1" in recs[1] and "correct@1" not in recs[2] and recs[2]["label"] is None and len(recs[3]["top_labels"]) == 3
     assert (res.metrics["labelled"], res.metrics["unlabelled"]) == (1, 2)
-    only = evaluate(es(examples=str(f), text_field="body", label_field=""), world["model"], output=tmp_path/"q.jsonl")
+    only = evaluate(es(examples=str(f), text_field="body", label_field=""), world["model"], output=tmp_path/"q"/"q.jsonl")
     assert only.metrics["unlabelled"] == 3 and "fine_tuned" not in only.metrics
 
 
