@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/orchestrate.html.md"""
 # %% ../nbs/06_orchestrate.ipynb #0f3238d3
 from __future__ import annotations
 
-import argparse, difflib, io, json, os, re, shlex, subprocess, sys, time
+import argparse, difflib, io, json, os, re, shlex, signal, subprocess, sys, threading, time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from .clean import run_clean
 from .core import (SettingsError, flag, get_logger, hub_local_dir, json_default, library_versions, parse_target, redact,
                               renamed_settings, setting_names, setup_logging)
 from .evaluation import run_eval
-from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, make_plan
+from .plan import (NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, continue_run, is_run_dir, make_plan, process_id,
+                              run_status)
 from .preflight import KERNEL, PreflightError, Report, notebooks_dir, preflight, process_state
 from .train import run_train
 
@@ -213,8 +214,10 @@ def summary(record: dict) -> str:
 def next_command(record: dict) -> str | None:
     "The command a person runs next, after a run that finished: predict new examples with its model, or train on its dataset."
     art, s = record.get("artefacts", {}), record.get("settings", {})
-    if record.get("status") != "done": return None
     q = lambda v: shlex.quote(str(v))  # paths and fields with spaces or quotes survive the copy and paste
+    if record.get("status") in ("failed", "interrupted") and record.get("run_dir"):
+        return f"finetune-nb {q(record['run_dir'])} --resume   # continue this run where it stopped"
+    if record.get("status") != "done": return None
     fields = f" --text-field {q(s.get('text_field'))}" + (f" --label-field {q(s.get('label_field'))}" if s.get("label_field") else "")
     if art.get("model"):
         return f"finetune-nb --model {q(art['model']['target'])} --examples new.jsonl{fields}   # predict new examples with this model"
@@ -235,6 +238,10 @@ def _share(obj):
     if process_state().num_processes == 1: return obj
     from accelerate.utils import broadcast_object_list
     return broadcast_object_list([obj])[0]
+
+def _interrupt(signum, frame):
+    "SIGTERM (a scheduler's or a launcher's stop) ends the run as Ctrl-C does: recorded as interrupted, resumable."
+    raise KeyboardInterrupt("stopped by SIGTERM")
 
 def describe(plan: Plan, report: Report) -> str:
     "The plan and the preflight's notes, for `--dry-run` and the log."
@@ -271,13 +278,21 @@ def run_pipeline(
               "settings": asdict(s), "steps": {k: {"status": "pending"} for k in plan.steps},
               "preflight": {"notes": report.notes, "facts": report.facts}, "versions": library_versions(
                   "accelerate", "wandb", "tokenizers", "papermill", "sentence-transformers"),
-              "git": git_state(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "processes": state.num_processes}
+              "git": git_state(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "processes": state.num_processes,
+              "process": process_id()}
+    if s.resume and is_run_dir(run_dir) and (previous := _read(run_dir/"run.json")):  # continuing that run (`continue_run`)
+        record["settings"] = previous.get("settings", record["settings"])  # the run's own; this attempt's are in its command
+        record["steps"] = {**{k: {**v, "status": "done"} for k, v in previous.get("steps", {}).items() if k not in plan.steps},
+                           **record["steps"]}  # a step not planned again is done (recorded so, or published whole)
+        record["attempts"] = [*previous.get("attempts", []), {**{k: previous.get(k) for k in ("command", "started", "finished", "error")},
+                                                              "status": run_status(previous)}]
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         setup_logging(file=run_dir/"run.log")
         write_json(run_dir/"run.json", record)
         logger.info("run %s\n%s", run_dir, describe(plan, report))
     t0 = time.time()
+    stop = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         for step, settings in plan.steps.items():
             error = None
@@ -301,14 +316,16 @@ def run_pipeline(
         record["status"] = "done"
     except BaseException as e:
         if isinstance(e, StepError): e.run_dir = run_dir
-        record["status"], record["error"] = "failed", redact(str(e) or type(e).__name__)
+        ended = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        record["status"], record["error"] = ended, redact(str(e) or type(e).__name__)
         if state.is_main_process and (run_dir/"run.log").exists():  # the log keeps it; the command line says it (once)
             with open(run_dir/"run.log", "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%H:%M:%S')} ERROR finetune_nb.orchestrate: {record['error']}\n")
         for v in record["steps"].values():
-            if v["status"] == "running": v["status"] = "failed"
+            if v["status"] == "running": v["status"] = ended
         raise
     finally:
+        if stop is not None: signal.signal(signal.SIGTERM, stop)
         if state.is_main_process and run_dir.is_dir():
             record.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.time() - t0, 1))
             try: collect(record, plan)
@@ -402,6 +419,12 @@ def parse_settings(argv: list[str] | None = None) -> OrchestrateSettings:
         if "dataset" in ns and ns["dataset"] != pos: raise SettingsError(f"dataset given twice: {pos!r} and --dataset {ns['dataset']!r}")
         ns["dataset"] = pos
     values.update(ns)
+    run = values.get("dataset") if is_run_dir(values.get("dataset")) else values.get("run_dir") if values.get("resume") else None
+    if run and is_run_dir(run):  # a run folder: continue that run
+        if not values.get("resume"): raise SettingsError(
+            f"{run} is a run folder ({run_status(json.loads((Path(run)/'run.json').read_text()))}): pass `resume` to continue it, "
+            f"or give its cleaned dataset ({Path(run)/'dataset'}) to start a new run from it", names=["resume"])
+        return continue_run(run, {k: v for k, v in values.items() if k not in ("dataset", "run_dir")})[0]
     return OrchestrateSettings(**values)  # raises a SettingsError naming each setting as the command line does, in `main`
 
 # %% ../nbs/06_orchestrate.ipynb #8f627c5b

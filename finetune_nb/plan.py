@@ -7,8 +7,8 @@ Docs: https://finetune-nb.github.io/finetune_nb/plan.html.md"""
 # %% ../nbs/04_plan.ipynb #fae35c28
 from __future__ import annotations
 
-import re, time
-from dataclasses import MISSING, dataclass, field, fields
+import json, os, re, socket, time
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 from .clean import CleanSettings
@@ -20,7 +20,8 @@ from .train import TrainSettings
 # %% auto #0
 __all__ = ['STEPS', 'ENGINES', 'NOTEBOOKS', 'STEP_FIELDS', 'inherit', 'OrchestrateSettings', 'dataset_kind', 'plan_steps',
            'run_name', 'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings',
-           'eval_settings', 'Plan', 'make_plan']
+           'eval_settings', 'Plan', 'make_plan', 'process_id', 'process_alive', 'run_status', 'is_run_dir',
+           'continue_run']
 
 # %% ../nbs/04_plan.ipynb #39f953c4
 STEPS = ("clean", "train", "eval")
@@ -87,7 +88,7 @@ class OrchestrateSettings:
     early_stopping_patience: int = inherit(TrainSettings, "early_stopping_patience", "train")
     eval_steps: int = inherit(TrainSettings, "eval_steps", "train")
     max_train_samples: int = inherit(TrainSettings, "max_train_samples", "train")
-    resume: bool = inherit(TrainSettings, "resume", "train", "continue from the newest checkpoint in checkpoint_dir")
+    resume: bool = inherit(TrainSettings, "resume", "train", "continue a stopped run: give its folder in place of the dataset (runs/<time>-<name>); or training from checkpoint_dir")
 
     model_revision: str = setting("", "branch, tag or commit of an existing Hub `model`; empty: the default branch", "eval")
     split: str = inherit(EvalSettings, "split", "eval")
@@ -117,8 +118,9 @@ class OrchestrateSettings:
             if (v := getattr(self, name)).startswith("hf://"):
                 try: parse_target(v, repo_type=kind)
                 except ValueError as e: errors.append(f"`{name}`: {e}")
-        if self.resume and not self.checkpoint_dir:
-            errors.append("`resume` needs `checkpoint_dir`: the checkpoints folder of the run to continue (runs/<time>-<name>/checkpoints)")
+        if self.resume and not (self.checkpoint_dir or self.run_dir or is_run_dir(self.dataset)):
+            errors.append("`resume` needs the run to continue: its folder (runs/<time>-<name>) in place of the dataset, "
+                          "or the `checkpoint_dir` of its checkpoints")
         check_settings(self, "settings", errors)
 
 # %% ../nbs/04_plan.ipynb #16109be6
@@ -244,3 +246,58 @@ def make_plan(s: OrchestrateSettings, run_dir: Path | None = None) -> Plan:
         try: steps[name] = builders[name]()
         except ValueError as e: errors += _step_errors(name, e)
     return Plan(run_dir, names, steps, dataset, model, errors)
+
+# %% ../nbs/04_plan.ipynb #a952251a
+def _started(pid: int) -> int | None:
+    "When process `pid` started, in clock ticks since boot (Linux), to tell it from a later process given the same pid."
+    try: return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError): return None
+
+def process_id() -> dict:
+    "This process, as `run.json` records it: host, pid and start time."
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_started": _started(os.getpid())}
+
+def process_alive(proc: dict | None) -> bool | None:
+    "Whether the process `process_id()` described still runs; None when that cannot be told here (another machine)."
+    if not proc or proc.get("host") != socket.gethostname(): return None
+    try: os.kill(proc["pid"], 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass  # it runs, as another user
+    started = _started(proc["pid"])
+    return started is None or proc.get("pid_started") is None or started == proc["pid_started"]
+
+def run_status(record: dict) -> str:
+    "A run's status as it stands: `running` only while its process lives; `interrupted` when that process is gone."
+    status = record.get("status", "unknown")
+    return "interrupted" if status == "running" and process_alive(record.get("process")) is False else status
+
+# %% ../nbs/04_plan.ipynb #4f0b88e9
+def is_run_dir(path: str | Path) -> bool:
+    "Whether `path` is a run folder (it holds `run.json`)."
+    return bool(path) and not str(path).startswith("hf://") and (Path(path).expanduser()/"run.json").is_file()
+
+def _whole(target: str, marker: str) -> bool:
+    "Whether a local target holds a whole published artefact (its `marker` file is written with it, atomically)."
+    return not target.startswith("hf://") and (Path(target)/marker).is_file()
+
+def continue_run(
+    run_dir: str | Path,  # the run folder, `<runs_dir>/<time>-<name>`
+    given: dict | None = None,  # settings given now, over the run's own (e.g. `threads`, `engine`)
+) -> tuple[OrchestrateSettings, dict]:
+    "The settings that finish the run in `run_dir`, and its record: its own settings, each finished step's artefact as an input."
+    run_dir = Path(run_dir).expanduser().absolute()
+    try: record = json.loads((run_dir/"run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e: raise SettingsError(f"{run_dir}: no readable run.json, so not a run folder ({e})") from None
+    if (status := run_status(record)) == "running": raise SettingsError(
+        f"{run_dir} is still running (process {record['process']['pid']} on {record['process']['host']}): let it finish, or stop it first")
+    known = {f.name for f in fields(OrchestrateSettings)}
+    saved = {k: v for k, v in record.get("settings", {}).items() if k in known and k != "dry_run"}
+    s = OrchestrateSettings(**{**saved, **(given or {}), "run_dir": str(run_dir), "resume": True})
+    paths, steps = run_paths(s, run_dir), plan_steps(s)
+    done = {k for k, v in record.get("steps", {}).items() if v.get("status") == "done"}
+    if "clean" in steps and _whole(paths["dataset_target"], "stats.json"): done.add("clean")
+    if "train" in steps and _whole(paths["model_target"], "train_metrics.json"): done.add("train")
+    if set(steps) <= done: raise SettingsError(f"{run_dir} is {status}: every step it planned ({', '.join(steps)}) is done")
+    now = {"dataset": paths["dataset_target"]} if "clean" in done else {}
+    if "train" in done: now["model"] = paths["model_target"]
+    return replace(s, **now), record

@@ -15,7 +15,7 @@ from pathlib import Path
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
                               redact, renamed_settings, setting_name)
 from .data import JsonlScan, MissingFieldError, scan_jsonl, sniff
-from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, make_plan, run_paths
+from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, is_run_dir, make_plan, run_paths
 from .evaluation import check_metrics_file
 from .train import resolve_base_model
 
@@ -375,9 +375,10 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     for e in plan.errors: r.problem(e)
     if not plan.names: r.problem(f"nothing to run: skip={s.skip}, stop_after={s.stop_after!r} leave no step")
     steps, kind, paths, labels = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir), None
-    if plan.run_dir.exists() and (not plan.run_dir.is_dir() or any(plan.run_dir.iterdir())):
+    continuing = s.resume and is_run_dir(plan.run_dir)  # `continue_run` made these settings: the folder is the run's own
+    if plan.run_dir.exists() and (not plan.run_dir.is_dir() or any(plan.run_dir.iterdir())) and not continuing:
         r.problem(f"run folder {plan.run_dir} already exists and is not empty; choose another {setting_name('name')} or {setting_name('run_dir')}")
-    else: check_writable(plan.run_dir, "run folder", False, r)
+    else: check_writable(plan.run_dir, "run folder", continuing, r)
     needs_data = "train" in steps or ("eval" in steps and not s.examples)  # a later step reads a cleaned dataset
     if s.model and s.examples and s.dataset:
         r.problem(f"{setting_name('dataset')} {s.dataset} would not be used: with {setting_name('model')} and {setting_name('examples')} "

@@ -229,7 +229,7 @@ def test_each_preflight_problem_alone_is_exit_2_before_any_work(name, env, hub, 
 @pytest.mark.parametrize("argv, says", [
     (["--dataset", "hf://ada/data"], "--dataset: hf://ada/data is a model repo"),
     (["--model-target", "hf://ada/m@"], "--model-target: hf://ada/m@: empty revision"),
-    (["--resume"], "--resume needs --checkpoint-dir"),
+    (["--resume"], "--resume needs the run to continue: its folder (runs/<time>-<name>) in place of the dataset, or the --checkpoint-dir"),
 ])
 def test_malformed_settings_are_exit_2(argv, says, tmp_path, capsys):
     code, _, err = run_main(capsys, [*argv, "--runs-dir", str(tmp_path)])
