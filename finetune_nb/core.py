@@ -22,8 +22,8 @@ __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LA
            'renamed_settings', 'SettingsError', 'check_settings', 'json_default', 'jsonl_line', 'hf_token', 'wandb_key',
            'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter',
            'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo',
-           'detect_device', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target', 'Publication',
-           'hub_local_dir', 'publishing', 'sample_data']
+           'detect_device', 'safe_weights', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target',
+           'Publication', 'hub_local_dir', 'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -305,6 +305,17 @@ def detect_device(
         if not mps: raise RuntimeError("Apple MPS was asked for but torch sees no MPS device")
         return DeviceInfo("mps", "Apple MPS")
     return DeviceInfo("cpu", f"{platform.machine() or 'CPU'}, {_usable_cpus()} usable cores")
+
+# %% ../nbs/00_core.ipynb #59c66ed6
+@contextmanager
+def safe_weights(name: str):
+    "Around loading `name`'s weights: torch's safe loader refusing a pickle (loading it could run code) becomes a clear error."
+    import pickle
+    try: yield
+    except pickle.UnpicklingError as e:
+        what = next((l.strip() for l in str(e).splitlines() if "GLOBAL" in l), "")
+        raise ValueError(f"{name}: its weights file holds more than tensors, so loading it could run code; torch's safe loader "
+                         f"refused it{f' ({what})' if what else ''}. Use safetensors weights from a source you trust") from None
 
 # %% ../nbs/00_core.ipynb #6e4cabac
 def set_threads(

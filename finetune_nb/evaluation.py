@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
-                              run_folder, set_threads, setting, setting_name, switch_on)
+                              run_folder, safe_weights, set_threads, setting, setting_name, switch_on)
 
 logger = get_logger(__name__)
 
@@ -81,8 +81,10 @@ class Classifier:
         if model.startswith("hf://"): self.name = parse_target(model, repo_type="model").repo_id
         else: self.name = str(Path(model).resolve()) if Path(model).is_dir() else model
         self.revision = revision or None
-        self.tokenizer = AutoTokenizer.from_pretrained(self.name, revision=self.revision)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.name, revision=self.revision, trust_remote_code=False)
+        with safe_weights(model):  # never a repo's own code, never a pickle that is more than tensors
+            self.model = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision,
+                                                                            trust_remote_code=False).eval()
         self.device = torch.device(detect_device(device).type)
         self.model.to(self.device)
         cfg = self.model.config
@@ -299,7 +301,8 @@ def check_metrics_file(out: Path, overwrite: bool = False):
 def zero_shot_metrics(nli_model: str, rows: pd.DataFrame, labels: list[str], top_k: int = 3, batch_size: int = 16) -> dict:
     "Top-k metrics of the `zero-shot-classification` pipeline with `nli_model` on `rows`, candidates `labels`."
     from transformers import pipeline
-    zs = pipeline("zero-shot-classification", model=nli_model, device=detect_device().type)
+    with safe_weights(nli_model):
+        zs = pipeline("zero-shot-classification", model=nli_model, device=detect_device().type, trust_remote_code=False)
     names = {l.replace("_", " "): l for l in labels}
     if len(names) < len(labels): names = {l: l for l in labels}  # two labels differ only by '_' vs ' ': keep them as written
     top = []

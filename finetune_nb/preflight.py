@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
-                              redact, renamed_settings, setting_name)
+                              redact, renamed_settings, safe_weights, setting_name)
 from .data import JsonlScan, MissingFieldError, scan_jsonl, sniff
 from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, is_run_dir, make_plan, run_paths
 from .evaluation import check_metrics_file
@@ -21,9 +21,9 @@ from .train import resolve_base_model
 
 # %% auto #0
 __all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'check_labels', 'check_dataset', 'weights_size',
-           'fp32_size', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable',
-           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_values', 'check_model_data',
-           'notebooks_dir', 'process_state', 'preflight']
+           'fp32_size', 'check_pickles', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb',
+           'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_values',
+           'check_model_data', 'notebooks_dir', 'process_state', 'preflight']
 
 # %% ../nbs/05_preflight.ipynb #f9ccfc1f
 @dataclass
@@ -173,11 +173,22 @@ def fp32_size(folder: Path) -> int | None:
 def _local_weights(folder: Path) -> int | None:
     return fp32_size(folder) or weights_size({f.name: f.stat().st_size for f in folder.iterdir() if f.is_file()})
 
+def check_pickles(folder: Path, what: str, report: Report):
+    "A folder with PyTorch (pickle) weights and no safetensors: each file must pass torch's safe loader, which runs no code."
+    if any(folder.glob("*.safetensors")): return  # what transformers loads first; pickles beside it are never opened
+    for f in sorted(x for x in folder.iterdir() if x.suffix in (".bin", ".pt", ".pth") and x.is_file()):
+        import torch
+        try:
+            with safe_weights(f"{what} {folder}"): torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+        except ValueError as e: return report.problem(str(e).replace("its weights file", f"its {f.name}", 1))
+        except Exception as e: return report.problem(f"{what} {folder}: {f.name} cannot be read as weights ({type(e).__name__}: {e})")
+
 def check_model(model: str, revision: str | None, what: str, report: Report) -> int | None:
     "Check that a model (folder, Hub id or hf://user/name) can be loaded; returns the bytes of its weights when known."
     p = Path(model).expanduser()
     if not model.startswith("hf://") and (p.is_dir() or model.startswith((".", "/", "~")) or model.count("/") > 1):
         if not (p/"config.json").is_file(): return report.problem(f"{what} {p}: no model folder (config.json missing)")
+        check_pickles(p, what, report)
         return _local_weights(p)
     repo = model
     if model.startswith("hf://"):

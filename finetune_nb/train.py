@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .data import effective_max_length, load_clean_dataset
-from .core import (Publication, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
+from .core import (Publication, safe_weights, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
 
@@ -258,10 +258,11 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
 
     base = resolve_base_model(s.base_model)
     revision = s.revision or None
-    tokenizer = AutoTokenizer.from_pretrained(base, revision=revision)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, revision=revision, id2label=id2label, label2id=label2id,
-        ignore_mismatched_sizes=True)  # a base that already has a head of another size gets a new one
+    tokenizer = AutoTokenizer.from_pretrained(base, revision=revision, trust_remote_code=False)  # never a repo's own code
+    with safe_weights(s.base_model or base):
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, revision=revision, id2label=id2label, label2id=label2id, trust_remote_code=False,
+            ignore_mismatched_sizes=True)  # a base that already has a head of another size gets a new one
     L = effective_max_length(tokenizer, model.config, s.max_length)
     tokenizer.model_max_length = L  # the tokenization contract: published with the model, so evaluation cuts where training did
     lr = default_learning_rate(model.num_parameters()) if not s.learning_rate else s.learning_rate
