@@ -23,7 +23,7 @@ __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LA
            'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter',
            'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo',
            'detect_device', 'safe_weights', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target',
-           'Publication', 'hub_local_dir', 'publishing', 'sample_data']
+           'Publication', 'hub_local_dir', 'StorageError', 'storage_error', 'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -438,6 +438,23 @@ def hub_local_dir(t: Target) -> Path:
     "Where the local copy of a Hub target goes by default: `runs/hub/<kind>s/<user>/<name>` under the working directory."
     return Path("runs")/"hub"/f"{t.repo_type}s"/t.repo_id
 
+class StorageError(OSError):
+    "A write that failed for want of room or rights, said with the path, what is intact, and what to do."
+    def __str__(self): return self.args[1] if len(self.args) > 1 else super().__str__()
+
+_NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up", errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+
+def storage_error(
+    e: OSError,  # what the write raised
+    where: str | Path,  # the file or folder being written
+    then: str,  # what is intact, in a few words
+) -> OSError:
+    "`e` in a user's words when it is a full disk, a quota or a read-only folder (a `StorageError`); any other error as it is."
+    if e.errno not in _NO_ROOM: return e
+    fix = "free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder this user may write to"
+    return StorageError(e.errno, f"{where}: could not write ({_NO_ROOM[e.errno]}); {then}; {fix}, then run again")
+
 @contextmanager
 def publishing(
     target: str | Path | Target,  # local folder or `hf://[datasets/]user/name[@branch]`
@@ -449,8 +466,12 @@ def publishing(
     "Stage an artefact folder, then put it in place atomically (local) or keep a local copy and upload it (Hub)."
     t = check_target(target, overwrite)
     dest = t.path if not t.is_hub else check_target(Path(local_dir or hub_local_dir(t)), overwrite).path
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    except OSError as e:
+        if (err := storage_error(e, dest.parent, f"{dest.name} was not published")) is not e: raise err from None
+        raise
     pub = Publication(t, staging)
     try:
         yield pub
@@ -458,6 +479,10 @@ def publishing(
         staging.chmod(0o777 & ~_umask())
         _replace_dir(staging, dest)
         pub.local_dir, pub.location = dest, str(dest.resolve())
+    except OSError as e:  # a full disk, a read-only folder: the target holds the previous version, or nothing
+        then = "nothing was published: " + ("the previous version is intact" if dest.exists() else "no partial copy is left")
+        if (err := storage_error(e, dest, then)) is not e: raise err from None
+        raise
     finally:
         if staging.exists(): shutil.rmtree(staging, ignore_errors=True)
     if t.is_hub: _upload(pub, dest, overwrite, private, message)

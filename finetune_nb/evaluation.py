@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
-                              run_folder, safe_weights, set_threads, setting, setting_name, switch_on)
+                              run_folder, safe_weights, set_threads, setting, setting_name, storage_error, switch_on)
 
 logger = get_logger(__name__)
 
@@ -220,9 +220,14 @@ def open_output(path: Path, model: str, fingerprint: str, overwrite: bool = Fals
 
 def append_records(path: Path, records: list[dict]):
     "Append `records` as whole JSON lines and flush them to disk."
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(jsonl_line(r) for r in records))
-        f.flush(); os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(jsonl_line(r) for r in records))
+            f.flush(); os.fsync(f.fileno())
+    except OSError as e:  # a full disk: the whole records stay, a half-written line is cut off when the run resumes
+        if (err := storage_error(e, path, "the records written before are kept, and a rerun predicts only the rest")) is not e:
+            raise err from None
+        raise
 
 # %% ../nbs/03_eval.ipynb #0a4927a4
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .data import effective_max_length, load_clean_dataset
-from .core import (Publication, safe_weights, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
+from .core import (Publication, safe_weights, storage_error, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
 
@@ -306,7 +306,11 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         compute_metrics=compute_metrics,
         compute_loss_func=weighted_loss(balanced_weights(train_ds["labels"], len(id2label))) if s.class_weights == "balanced" else None,
         callbacks=[LogProgress(), start := _start_step_callback(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
-    train_out = trainer.train(resume_from_checkpoint=last if s.resume and last else None)
+    try: train_out = trainer.train(resume_from_checkpoint=last if s.resume and last else None)
+    except OSError as e:  # a full disk while saving a checkpoint: the whole ones stay, and the run resumes from them
+        if (err := storage_error(e, out, f"the checkpoints saved before are kept: continue from them with {switch_on('resume')}")) is not e:
+            raise err from None
+        raise
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
     val = {k[len("eval_"):]: v for k, v in metrics.items() if k.startswith("eval_")}

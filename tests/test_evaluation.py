@@ -113,6 +113,24 @@ def test_resume_after_the_writer_is_killed(world, tmp_path, monkeypatch):
     assert out.read_text().startswith(first[:first.rindex("\n") + 1]) and res.metrics["rows"] == 18
 
 
+def test_a_full_disk_while_writing_records_says_where_and_a_rerun_finishes(world, tmp_path, monkeypatch):
+    "The disk fills during the second append (fsync fails): the error names the file; the first chunk's records stay."
+    import errno, os as os_module
+    out, real, calls = tmp_path/"pred.jsonl", os_module.fsync, []
+    def filling(fd):
+        calls.append(fd)
+        if len(calls) == 2: raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+    monkeypatch.setattr(os_module, "fsync", filling)
+    with pytest.raises(OSError, match=rf"{out}: could not write \(the disk is full\); the records written before are kept"):
+        evaluate(es(), world["model"], world["dataset"], out, chunk_rows=5)
+    monkeypatch.setattr(os_module, "fsync", real)
+    assert len(out.read_text().splitlines()) >= 5
+    res = evaluate(es(), world["model"], world["dataset"], out, chunk_rows=5)
+    ids = [json.loads(l)["id"] for l in out.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == res.metrics["rows"] == 18
+
+
 def test_another_model_into_the_same_output_is_refused(world, tmp_path):
     out = tmp_path/"pred.jsonl"
     evaluate(es(max_samples=4), world["model"], world["dataset"], out)

@@ -236,3 +236,40 @@ def test_papermill_inject_paths_is_not_an_unknown_parameter(tmp_path):
     start = next(i for i, c in enumerate(code) if c.source.startswith("# Run it"))
     assert all(c.execution_count for c in code[start:])
     assert "published to" in "".join(o.get("text", "") for c in code[start:] for o in c.get("outputs", []))
+
+
+# --- what fails during the work: a full disk, a read-only folder ------------------------------------
+
+def _full_disk_after_half(monkeypatch):
+    "Every CSV write stops half-way with ENOSPC, as on a full disk."
+    import errno, pandas as pd
+    real = pd.DataFrame.to_csv
+    def half(self, path, *a, **k):
+        real(self, path, *a, **k)
+        Path(path).write_bytes(Path(path).read_bytes()[:Path(path).stat().st_size//2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half)
+
+
+def test_a_full_disk_while_publishing_keeps_the_previous_dataset_and_says_where(base, tmp_path, capsys, monkeypatch):
+    target = tmp_path/"published"
+    argv = [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs"), "--stop-after", "clean",
+            "--dataset-target", str(target)]
+    assert run(capsys, argv)[0] == 0
+    before = {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    _full_disk_after_half(monkeypatch)
+    code, _, err = run(capsys, [*argv, "--overwrite", "--seed", "7"])
+    assert code == 1 and (f"{target}: could not write (the disk is full); nothing was published: the previous version is intact; "
+                          "free space there, then run again") in err, err
+    assert {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]  # nothing half-written left beside it
+
+
+def test_a_read_only_folder_is_said_with_its_path(base, tmp_path, capsys, monkeypatch):
+    import errno, tempfile
+    def read_only(*a, **k): raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    code, _, err = run(capsys, [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs"), "--stop-after", "clean"])
+    (run_dir,) = (tmp_path/"runs").iterdir()
+    assert code == 1 and (f"{run_dir}: could not write (the file system is read-only); dataset was not published; choose a folder this "
+                          "user may write to, then run again") in err, err

@@ -1,6 +1,6 @@
 """Faults survived end to end, through the real command (`finetune-nb` as a process): a run killed while training,
 evaluating or publishing is finished by one command on its folder, and a killed publish leaves the previous target whole."""
-import json, os, random, signal, subprocess, sys, time
+import json, os, random, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -142,3 +142,23 @@ def test_a_run_stopped_by_sigterm_says_interrupted_and_how_to_continue(base, tmp
     record = json.loads((run_dir/"run.json").read_text())
     assert proc.returncode == 130 and record["status"] == "interrupted" and record["steps"]["train"]["status"] == "interrupted"
     assert f"finetune-nb {run_dir} --resume   # continue this run where it stopped" in (run_dir/"summary.md").read_text()
+
+
+def test_no_token_reaches_any_file_or_the_console_of_a_failing_notebook_run(base, tmp_path):
+    "Fake tokens in force, a run through the step notebooks that fails while training (its base model's weights are cut"
+    " off): neither token is in any file written (notebooks, run folder, W&B offline runs, logs) nor on the console."
+    hf, wb = "hf_" + "Q"*34, "9a" * 20
+    broken = tmp_path/"broken"
+    shutil.copytree(base, broken)
+    weights = broken/"model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:len(weights.read_bytes())//2])  # the header reads, the tensors do not
+    data, runs = write(tmp_path/"t.jsonl", rows(40)), tmp_path/"runs"
+    res = subprocess.run([FINETUNE_NB, str(data), *quick(broken, runs), "--engine", "papermill", "--wandb-mode", "offline"],
+                         capture_output=True, text=True, timeout=900, env={**ENV, "HF_TOKEN": hf, "WANDB_API_KEY": wb})
+    assert res.returncode == 1 and "step train failed" in res.stderr, res.stderr[-3000:]
+    (run_dir,) = runs.iterdir()
+    assert json.loads((run_dir/"run.json").read_text())["steps"]["train"]["status"] == "failed"
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 10 and (run_dir/"02_train.ipynb").is_file()
+    leaks = [str(p) for p in files if hf.encode() in p.read_bytes() or wb.encode() in p.read_bytes()]
+    assert not leaks and hf not in res.stdout + res.stderr and wb not in res.stdout + res.stderr

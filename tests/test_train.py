@@ -148,6 +148,25 @@ def test_resume_skips_a_checkpoint_cut_off_mid_save(data, tmp_path):
     assert (res.info["started_at_step"], res.info["resumed_from"]) == (2, "checkpoint-2")
 
 
+def test_a_full_disk_while_saving_a_checkpoint_says_where_and_resume_goes_on(data, tmp_path, monkeypatch):
+    import errno
+    from transformers import Trainer
+    real, calls = Trainer._save_checkpoint, []
+    def filling(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2: raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **k)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", filling)
+    out = tmp_path/"ckpt"
+    s = settings(data, tmp_path, output_dir=str(out), eval_steps=2, epochs=2)
+    with pytest.raises(OSError, match=rf"{out}: could not write \(the disk is full\); the checkpoints saved before are kept: "
+                                      "continue from them with resume=True; free space there"):
+        run_train(s)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", real)
+    res, pub = run_train(TrainSettings(**{**s.__dict__, "resume": True}))
+    assert res.info["resumed_from"] == "checkpoint-2" and Path(pub.location, "model.safetensors").exists()
+
+
 def test_class_weights_and_early_stopping(data, tmp_path):
     rec = Record()
     res, _ = run_train(settings(data, tmp_path, class_weights="balanced", early_stopping_patience=1, eval_steps=1,
