@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 # %% ../nbs/03_eval.ipynb #b5b97176
 from __future__ import annotations
 
-import functools, hashlib, json, os, time
+import functools, hashlib, json, os, re, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,17 +15,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl
+from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl, safe_weights
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
-                              run_folder, safe_weights, set_threads, setting, setting_name, storage_error, switch_on)
+                              redact, run_folder, set_threads, setting, setting_name, storage_error, switch_on)
 
 logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'worst_examples', 'load_rows', 'check_labels',
            'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate', 'check_metrics_file',
-           'zero_shot_metrics', 'metrics_table', 'update_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
+           'zero_shot_metrics', 'metrics_table', 'card_with_metrics', 'update_card', 'update_hub_card', 'log_to_wandb',
+           'hub_repo_id', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -225,9 +226,7 @@ def append_records(path: Path, records: list[dict]):
             f.write("".join(jsonl_line(r) for r in records))
             f.flush(); os.fsync(f.fileno())
     except OSError as e:  # a full disk: the whole records stay, a half-written line is cut off when the run resumes
-        if (err := storage_error(e, path, "the records written before are kept, and a rerun predicts only the rest")) is not e:
-            raise err from None
-        raise
+        raise storage_error(e, path, "the records written before are kept, and a rerun predicts only the rest") from None
 
 # %% ../nbs/03_eval.ipynb #0a4927a4
 @dataclass
@@ -326,19 +325,37 @@ def metrics_table(metrics: dict) -> str:
     head = "| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---|"*len(keys)
     return "\n".join([head, *(f"| {n} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for n, m in rows if m)])
 
-def update_card(model_dir: str | Path, metrics: dict) -> bool:
-    "Add (or replace) the test metrics section of a local model's README.md; False when not local or not writable."
-    card = Path(model_dir)/"README.md"
-    if not card.is_file() or not os.access(card, os.W_OK) or "fine_tuned" not in metrics: return False
-    txt = card.read_text(encoding="utf-8")
+def card_with_metrics(txt: str, metrics: dict) -> str:
+    "A model card's text with its test metrics section added, or replaced when it has one."
     if _CARD_START in txt:
         end = txt.find(_CARD_END, txt.index(_CARD_START))
         txt = txt[:txt.index(_CARD_START)].rstrip() + (txt[end + len(_CARD_END):] if end >= 0 else "")
     src = public_name(metrics.get("dataset") or metrics.get("examples") or "")
     section = (f"\n\n{_CARD_START}\n## Test metrics\n\nOn `{src}`{' split ' + metrics['split'] if metrics.get('split') else ''} "
                f"({metrics['labelled']} labelled rows):\n\n{metrics_table(metrics)}\n{_CARD_END}\n")
-    card.write_text(txt.rstrip() + section, encoding="utf-8")
+    return txt.rstrip() + section
+
+def update_card(model_dir: str | Path, metrics: dict) -> bool:
+    "Add (or replace) the test metrics section of a local model's README.md; False when not local or not writable."
+    card = Path(model_dir)/"README.md"
+    if not card.is_file() or not os.access(card, os.W_OK) or "fine_tuned" not in metrics: return False
+    card.write_text(card_with_metrics(card.read_text(encoding="utf-8"), metrics), encoding="utf-8")
     return True
+
+def update_hub_card(model: str, revision: str | None, metrics: dict) -> str:
+    "Add the test metrics to a Hub model's card (one commit on its branch); returns what happened, in words, for the log."
+    if "fine_tuned" not in metrics: return "no labelled rows: the card is left as it is"
+    from huggingface_hub import HfApi, hf_hub_download
+    repo, api = hub_repo_id(model), HfApi()
+    branch = revision or (parse_target(model, repo_type="model").revision if model.startswith("hf://") else None)
+    if branch and re.fullmatch(r"[0-9a-f]{40}", branch): return f"{model} was read at commit {branch[:8]}: its card is left as it is"
+    try:
+        txt = Path(hf_hub_download(repo, "README.md", revision=branch, force_download=True)).read_text(encoding="utf-8")
+        info = api.upload_file(path_or_fileobj=card_with_metrics(txt, metrics).encode(), path_in_repo="README.md", repo_id=repo,
+                               revision=branch, commit_message="Add test metrics (finetune_nb 03_eval)")
+    except Exception as e:
+        return f"the test metrics were not added to {model}'s card ({type(e).__name__}: {redact(str(e)).splitlines()[0][:200]})"
+    return f"test metrics added to the card of {model} (commit {info.oid[:8]})"
 
 def log_to_wandb(s: EvalSettings, metrics: dict) -> dict | None:
     "Log the scalar metrics to a W&B `eval` run; returns its id, URL (online) and folder, or None when disabled."
@@ -384,7 +401,11 @@ def run_eval(s: EvalSettings) -> EvalResult:
     if m["unlabelled"]: logger.info("%d unlabelled rows predicted (no correctness flags)", m["unlabelled"])
     if m["truncated"]["rows"]: logger.info("%d texts were longer than %d tokens and cut, as in training", m["truncated"]["rows"],
                                            m["truncated"]["max_length"])
-    if not model.startswith("hf://") and Path(model).is_dir() and update_card(model, m): logger.info("test metrics added to %s/README.md", model)
+    if not model.startswith("hf://") and Path(model).exists():
+        if update_card(model, m): logger.info("test metrics added to %s/README.md", model)
+    else:  # a Hub model: one commit of its README.md, when the token in force may write
+        m["card"] = update_hub_card(model, s.revision or None, m)
+        logger.info("%s", m["card"])
     m["wandb_run"] = log_to_wandb(s, m)
     (res.output.parent/"metrics.json").write_text(json.dumps(m, indent=1, default=json_default) + "\n", encoding="utf-8")
     return res

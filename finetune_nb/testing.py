@@ -108,7 +108,48 @@ class _Handler(BaseHTTPRequestHandler):
         return self.stub.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
 
     def do_GET(self): self._route("GET")
+    def do_HEAD(self): self._route("HEAD")
     def do_POST(self): self._route("POST")
+
+    def _file(self, kind: str, repo_id: str, rev: str, path: str):
+        "A file download (`/{datasets/}user/name/resolve/rev/path`): HEAD and GET, whole or a byte range, as the Hub serves them."
+        stub, repo = self.stub, self.stub.repos.get((kind, repo_id))
+        if repo is None: return self._send(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+        if repo["private"] and not self._user(): return self._send(401, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+        if rev not in repo["branches"] and rev not in repo["commits"]:
+            return self._send(404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"})
+        if path not in repo["files"]: return self._send(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
+        if stub.fail_downloads > 0:
+            stub.fail_downloads -= 1
+            if stub.fail_status == "timeout": time.sleep(stub.timeout_s); return  # longer than the client waits: no answer
+            return self._send(stub.fail_status, {"error": f"stub: injected {stub.fail_status}"})
+        data, start = repo["files"][path], 0
+        end = len(data) - 1
+        if (r := self.headers.get("Range", "")).startswith("bytes="):
+            a, b = r[6:].split("-")
+            start, end = (int(a), min(int(b), end) if b else end) if a else (max(0, len(data) - int(b)), end)
+        chunk = data[start:end + 1]
+        self.send_response(206 if r else 200)
+        headers = {"X-Repo-Commit": stub.head(kind, repo_id), "ETag": f'"{hashlib.sha1(data).hexdigest()}"',
+                   "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", "Content-Length": str(len(chunk))}
+        if r: headers["Content-Range"] = f"bytes {start}-{start + len(chunk) - 1}/{len(data)}"
+        for k, v in headers.items(): self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(chunk)
+
+    def _tree(self, repo: dict, rev: str, prefix: str, recursive: bool):
+        "The files (and folders) under `prefix`, as `list_repo_tree` and `datasets` read them."
+        if rev not in repo["branches"] and rev not in repo["commits"]:
+            return self._send(404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"})
+        base, files, folders = prefix.strip("/") + "/" if prefix.strip("/") else "", [], set()
+        for p, c in sorted(repo["files"].items()):
+            if not p.startswith(base): continue
+            inner = p[len(base):].split("/")
+            if len(inner) > 1 and not recursive: folders.add(base + inner[0]); continue
+            folders.update(base + "/".join(inner[:k]) for k in range(1, len(inner)))
+            files.append({"type": "file", "path": p, "size": len(c), "oid": hashlib.sha1(c).hexdigest()})
+        if base and not files and not folders: return self._send(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
+        return self._send(200, [{"type": "directory", "path": f, "oid": "0"*40} for f in sorted(folders)] + files)
 
     def _route(self, method: str):
         url = urlparse(self.path)
@@ -116,10 +157,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.stub.requests.append((method, url.path))
         body = self._body() if method == "POST" else b""
         try: self._dispatch(method, parts, body, parse_qs(url.query))
+        except (BrokenPipeError, ConnectionResetError): pass  # the client stopped waiting (an injected timeout)
         except Exception as e: self._send(500, {"error": f"stub: {type(e).__name__}: {e}"})
 
     def _dispatch(self, method, parts, body, query):
         stub, user = self.stub, self._user()
+        at = parts[1:] if parts[:1] == ["datasets"] else parts  # a file: /{datasets/}user/name/resolve/rev/path
+        if method in ("GET", "HEAD") and len(at) >= 5 and at[2] == "resolve" and parts[0] != "api":
+            return self._file("dataset" if parts[0] == "datasets" else "model", f"{at[0]}/{at[1]}", at[3], "/".join(at[4:]))
         if parts == ["api", "whoami-v2"]:
             if not user: return self._send(401, {"error": "Invalid credentials in Authorization header"})
             name, role, *orgs = user
@@ -152,16 +197,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"id": repo_id, "sha": stub.head(kind, repo_id), "private": repo["private"],
                                     "siblings": [{"rfilename": f} for f in sorted(repo["files"])]})
         if method == "GET" and rest[:1] == ["tree"]:
-            if len(rest) > 1 and rest[1] not in repo["branches"]:
-                return self._send(404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"})
-            return self._send(200, [{"type": "file", "path": p, "size": len(c), "oid": hashlib.sha1(c).hexdigest()}
-                                    for p, c in sorted(repo["files"].items())])
+            return self._tree(repo, rest[1] if len(rest) > 1 else "main", "/".join(rest[2:]), query.get("recursive", ["false"])[0] == "true")
         if method != "POST": return self._send(404, {"error": "stub: not implemented"})
         if not user or user[1] != "write": return self._send(403, {"error": "You don't have write access"})
         if rest[:1] == ["branch"]:
             repo["branches"].add(rest[1]); return self._send(200, {})
         if rest[:1] in (["preupload"], ["commit"]) and stub.fail_uploads > 0:
             stub.fail_uploads -= 1
+            if stub.fail_status == "timeout": time.sleep(stub.timeout_s); return  # the client has given up: no answer
             return self._send(stub.fail_status, {"error": f"stub: injected {stub.fail_status}"})
         if rest[:1] == ["preupload"]:
             files = json.loads(body)["files"]
@@ -185,10 +228,12 @@ class HubStub:
         self,
         tokens: dict[str, tuple] | None = None,  # token -> (user name, 'read' or 'write'[, [organisations]])
         fail_uploads: int = 0,  # answer this many upload calls with `fail_status`
-        fail_status: int = 503,
+        fail_status: int | str = 503,  # an HTTP status, or 'timeout': answer after `timeout_s`
+        fail_downloads: int = 0,  # answer this many file downloads with `fail_status`
+        timeout_s: float = 3.0,  # how long a 'timeout' keeps the client waiting
     ):
         self.tokens = dict(tokens or {})
-        self.fail_uploads, self.fail_status = fail_uploads, fail_status
+        self.fail_uploads, self.fail_status, self.fail_downloads, self.timeout_s = fail_uploads, fail_status, fail_downloads, timeout_s
         self.repos: dict[tuple[str, str], dict] = {}
         self.requests: list[tuple[str, str]] = []
         self.endpoint: str | None = None
@@ -215,14 +260,19 @@ class HubStub:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
-        self._saved = os.environ.get("HF_ENDPOINT"), C.ENDPOINT, C.HF_HUB_OFFLINE
+        self._saved = os.environ.get("HF_ENDPOINT"), C.ENDPOINT, C.HF_HUB_OFFLINE, C.HUGGINGFACE_CO_URL_TEMPLATE
         os.environ["HF_ENDPOINT"] = C.ENDPOINT = self.endpoint
+        C.HUGGINGFACE_CO_URL_TEMPLATE = self.endpoint + "/{repo_id}/resolve/{revision}/{filename}"  # downloads too
         C.HF_HUB_OFFLINE = False  # every Hub request now goes to loopback
+        import datasets.config as D  # `datasets` reads the offline switch once, at import
+        self._saved_datasets, D.HF_HUB_OFFLINE, D.HF_ENDPOINT = (D.HF_HUB_OFFLINE, D.HF_ENDPOINT), False, self.endpoint
         return self
 
     def __exit__(self, *exc):
         import huggingface_hub.constants as C
-        env, C.ENDPOINT, C.HF_HUB_OFFLINE = self._saved
+        env, C.ENDPOINT, C.HF_HUB_OFFLINE, C.HUGGINGFACE_CO_URL_TEMPLATE = self._saved
+        import datasets.config as D
+        D.HF_HUB_OFFLINE, D.HF_ENDPOINT = self._saved_datasets
         if env is None: os.environ.pop("HF_ENDPOINT", None)
         else: os.environ["HF_ENDPOINT"] = env
         self.server.shutdown(); self.server.server_close()
