@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import DATA_FILES, REASONS, ledger_entry, read_jsonl
+from .data import REASONS, data_file, ledger_entry, read_jsonl
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_secrets, check_settings, check_target,
                               hub_local_dir, public_name, public_settings,
                               get_logger, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
@@ -364,13 +364,16 @@ def _size_category(n: int) -> str:
         if n < lim: return name
     return "n>1T" if n > 10**12 else "1B<n<10B" if n < 10**10 else "10B<n<100B" if n < 10**11 else "100B<n<1T"
 
-def dataset_card(result: CleanResult) -> str:
+def dataset_card(
+    result: CleanResult,
+    files: dict[str, str],  # split -> its parquet file in the dataset (`data_file`)
+) -> str:
     "The dataset card (`README.md`): YAML front matter with the split configs, then what was done and found."
     from huggingface_hub import DatasetCard, DatasetCardData
     st, s = result.stats, result.stats["settings"]
     data = DatasetCardData(
         task_categories=["text-classification"], size_categories=[_size_category(len(result.train) + len(result.test))],
-        configs=[{"config_name": "default", "data_files": [{"split": s, "path": p} for s, p in DATA_FILES.items()]}],
+        configs=[{"config_name": "default", "data_files": [{"split": s, "path": p} for s, p in files.items()]}],
         tags=["finetune_nb"], license=s.get("license") or None, language=s.get("language") or None)
     stage_rows = "\n".join(f"| {x['stage']} | {x['rows']} |" for x in st["stages"])
     drop_rows = "\n".join(f"| `{k}` | {v} | {REASONS[k]} |" for k, v in st["dropped"].items())
@@ -433,21 +436,28 @@ def write_dataset(result: CleanResult, folder: str | Path) -> Path:
     "Write the splits, ledger, stats and card into `folder` (the layout `publish_dataset` publishes)."
     import pyarrow as pa, pyarrow.parquet as pq
     folder = Path(folder)
-    for f in DATA_FILES.values(): (folder/f).parent.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([("id", pa.int64()), ("text", pa.string()), ("label", pa.string())])
+    (folder/"data").mkdir(parents=True, exist_ok=True)
+    schema, files = pa.schema([("id", pa.int64()), ("text", pa.string()), ("label", pa.string())]), {}
     for name, df in (("train", result.train), ("test", result.test)):
-        df = df[["id", "text", "label"]]
-        pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), folder/DATA_FILES[name])
+        df, buf = df[["id", "text", "label"]], pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), buf)
+        files[name] = data_file(name, content := buf.getvalue().to_pybytes())  # named by content: `datasets` caches by name
+        (folder/files[name]).write_bytes(content)
         df.to_csv(folder/f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)  # texts and labels quoted
     write_ledger(result.ledger, folder)
     (folder/"stats.json").write_text(json.dumps(public_stats(result.stats), indent=1, ensure_ascii=False, default=json_default) + "\n",
                                      encoding="utf-8")
-    (folder/"README.md").write_text(dataset_card(result), encoding="utf-8")
+    (folder/"README.md").write_text(dataset_card(result, files), encoding="utf-8")
     return folder
 
+def _no_timings(x):
+    "`x` without its `seconds` entries, at any depth: what the same input and seed give is the same bytes."
+    if isinstance(x, dict): return {k: _no_timings(v) for k, v in x.items() if k != "seconds"}
+    return [_no_timings(v) for v in x] if isinstance(x, list) else x
+
 def public_stats(stats: dict) -> dict:
-    "`stats` as published: files named, not placed (no paths of the machine that cleaned them)."
-    out = {**stats, "settings": public_settings(stats.get("settings", {}))}
+    "`stats` as published: files named, not placed (no paths of the machine that cleaned them), and no timings (the log has them)."
+    out = {**_no_timings(stats), "settings": public_settings(stats.get("settings", {}))}
     if "input" in out: out["input"] = {**out["input"], "path": public_name(out["input"]["path"])}
     if ref := (out.get("leakage") or {}).get("reference_test"):
         out["leakage"] = {**out["leakage"], "reference_test": {**ref, "path": public_name(ref["path"])}}

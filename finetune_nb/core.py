@@ -22,8 +22,8 @@ __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LA
            'renamed_settings', 'SettingsError', 'check_settings', 'json_default', 'jsonl_line', 'hf_token', 'wandb_key',
            'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter',
            'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo',
-           'detect_device', 'safe_weights', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target',
-           'Publication', 'hub_local_dir', 'StorageError', 'storage_error', 'publishing', 'sample_data']
+           'detect_device', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target', 'Publication',
+           'hub_local_dir', 'StorageError', 'storage_error', 'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -306,17 +306,6 @@ def detect_device(
         return DeviceInfo("mps", "Apple MPS")
     return DeviceInfo("cpu", f"{platform.machine() or 'CPU'}, {_usable_cpus()} usable cores")
 
-# %% ../nbs/00_core.ipynb #59c66ed6
-@contextmanager
-def safe_weights(name: str):
-    "Around loading `name`'s weights: torch's safe loader refusing a pickle (loading it could run code) becomes a clear error."
-    import pickle
-    try: yield
-    except pickle.UnpicklingError as e:
-        what = next((l.strip() for l in str(e).splitlines() if "GLOBAL" in l), "")
-        raise ValueError(f"{name}: its weights file holds more than tensors, so loading it could run code; torch's safe loader "
-                         f"refused it{f' ({what})' if what else ''}. Use safetensors weights from a source you trust") from None
-
 # %% ../nbs/00_core.ipynb #6e4cabac
 def set_threads(
     n: int | None = None,  # intra-op threads for torch; None or 0 keeps torch's default
@@ -450,7 +439,7 @@ def storage_error(
     where: str | Path,  # the file or folder being written
     then: str,  # what is intact, in a few words
 ) -> OSError:
-    "`e` in a user's words when it is a full disk, a quota or a read-only folder (a `StorageError`); any other error as it is."
+    "`e` in a user's words when it is a full disk, a quota or a read-only folder (a `StorageError`); any other error as it is (raise either)."
     if e.errno not in _NO_ROOM: return e
     fix = "free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder this user may write to"
     return StorageError(e.errno, f"{where}: could not write ({_NO_ROOM[e.errno]}); {then}; {fix}, then run again")
@@ -469,9 +458,7 @@ def publishing(
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
-    except OSError as e:
-        if (err := storage_error(e, dest.parent, f"{dest.name} was not published")) is not e: raise err from None
-        raise
+    except OSError as e: raise storage_error(e, dest.parent, f"{dest.name} was not published") from None
     pub = Publication(t, staging)
     try:
         yield pub
@@ -480,9 +467,8 @@ def publishing(
         _replace_dir(staging, dest)
         pub.local_dir, pub.location = dest, str(dest.resolve())
     except OSError as e:  # a full disk, a read-only folder: the target holds the previous version, or nothing
-        then = "nothing was published: " + ("the previous version is intact" if dest.exists() else "no partial copy is left")
-        if (err := storage_error(e, dest, then)) is not e: raise err from None
-        raise
+        raise storage_error(e, dest, "nothing was published: " + ("the previous version is intact" if dest.exists()
+                                                                  else "no partial copy is left")) from None
     finally:
         if staging.exists(): shutil.rmtree(staging, ignore_errors=True)
     if t.is_hub: _upload(pub, dest, overwrite, private, message)

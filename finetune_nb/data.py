@@ -7,8 +7,9 @@ Docs: https://finetune-nb.github.io/finetune_nb/data.html.md"""
 # %% ../nbs/00a_data.ipynb #994bddcf
 from __future__ import annotations
 
-import json
+import hashlib, json
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from tqdm.auto import tqdm
 from .core import parse_target, setting_name
 
 # %% auto #0
-__all__ = ['REASONS', 'DATA_FILES', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'MissingFieldError',
-           'read_jsonl', 'JsonlScan', 'scan_jsonl', 'load_clean_dataset', 'effective_max_length']
+__all__ = ['REASONS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl',
+           'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset', 'effective_max_length', 'safe_weights']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -216,7 +217,12 @@ def scan_jsonl(
     return JsonlScan(path, n, sum(labels.values()), labels, dropped, [k for k, _ in seen.most_common()])
 
 # %% ../nbs/00a_data.ipynb #92f494e9
-DATA_FILES = {"train": "data/train.parquet", "test": "data/test.parquet"}  # split -> file, inside a cleaned dataset
+def data_file(
+    split: str,  # 'train' or 'test'
+    content: bytes,  # the parquet file's bytes
+) -> str:
+    "Where a split's parquet file goes in a cleaned dataset: `data/<split>-<sha256 of its bytes>.parquet`, named by its content."
+    return f"data/{split}-{hashlib.sha256(content).hexdigest()[:16]}.parquet"
 
 # %% ../nbs/00a_data.ipynb #1aa325db
 def load_clean_dataset(
@@ -246,3 +252,14 @@ def effective_max_length(
     "`max_length` capped at `MAX_LENGTH`, the model's position embeddings and the tokenizer's declared limit."
     limits = [max_length, MAX_LENGTH, getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
     return min(int(l) for l in limits if l and 0 < l < 1_000_000)
+
+# %% ../nbs/00a_data.ipynb #59c66ed6
+@contextmanager
+def safe_weights(name: str):
+    "Around loading `name`'s weights: torch's safe loader refusing a pickle (loading it could run code) becomes a clear error."
+    import pickle
+    try: yield
+    except pickle.UnpicklingError as e:
+        what = next((l.strip() for l in str(e).splitlines() if "GLOBAL" in l), "")
+        raise ValueError(f"{name}: its weights file holds more than tensors, so loading it could run code; torch's safe loader "
+                         f"refused it{f' ({what})' if what else ''}. Use safetensors weights from a source you trust") from None

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
-                              redact, renamed_settings, safe_weights, setting_name)
-from .data import JsonlScan, MissingFieldError, scan_jsonl, sniff
+                              redact, renamed_settings, setting_name)
+from .data import JsonlScan, MissingFieldError, safe_weights, scan_jsonl, sniff
 from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, is_run_dir, make_plan, run_paths
 from .evaluation import check_metrics_file
 from .train import resolve_base_model
@@ -141,7 +141,7 @@ def check_dataset(dataset: str, what: str, report: Report):
         if not t.path.is_dir(): return report.problem(f"{what} {t.path}: no such folder")
         if not (t.path/"README.md").is_file() or not list(t.path.glob("data/train*.parquet")):
             report.problem(f"{what} {t.path}: not a dataset published by the cleaning step (no README.md and "
-                           "data/train.parquet); give a raw JSONL file to clean, or the folder 01_clean wrote")
+                           "data/train-<hash>.parquet); give a raw JSONL file to clean, or the folder 01_clean wrote")
         return
     from huggingface_hub import HfApi, try_to_load_from_cache
     if _hub_offline():

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import effective_max_length, load_clean_dataset
-from .core import (Publication, safe_weights, storage_error, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
+from .data import effective_max_length, load_clean_dataset, safe_weights
+from .core import (Publication, storage_error, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
 
@@ -308,9 +308,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         callbacks=[LogProgress(), start := _start_step_callback(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
     try: train_out = trainer.train(resume_from_checkpoint=last if s.resume and last else None)
     except OSError as e:  # a full disk while saving a checkpoint: the whole ones stay, and the run resumes from them
-        if (err := storage_error(e, out, f"the checkpoints saved before are kept: continue from them with {switch_on('resume')}")) is not e:
-            raise err from None
-        raise
+        raise storage_error(e, out, f"the checkpoints saved before are kept: continue from them with {switch_on('resume')}") from None
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
     val = {k[len("eval_"):]: v for k, v in metrics.items() if k.startswith("eval_")}

@@ -1,5 +1,5 @@
 """Integration, fault and property tests of the cleaning step (unit examples live in nbs/01_clean.ipynb)."""
-import ast, json
+import ast, json, re
 from collections import Counter
 from dataclasses import fields
 from pathlib import Path
@@ -267,9 +267,10 @@ def test_publish_to_hub_stub(tmp_path, no_secrets, monkeypatch):
     with HubStub({"hf_" + "D"*34: ("ada", "write")}) as hub:
         pub = publish_dataset(res, "hf://datasets/ada/banking-clean", private=True)
         files = hub.files("hf://datasets/ada/banking-clean")
-    assert sorted(files) == ["README.md", "data/test.parquet", "data/train.parquet", "dropped.jsonl", "stats.json",
-                             "test.csv", "train.csv"]
-    assert files["README.md"].startswith(b"---\n") and b"data/train.parquet" in files["README.md"]
+    parquet = sorted(f for f in files if f.startswith("data/"))
+    assert sorted(set(files) - set(parquet)) == ["README.md", "dropped.jsonl", "stats.json", "test.csv", "train.csv"]
+    assert [re.fullmatch(r"data/(test|train)-[0-9a-f]{16}\.parquet", f).group(1) for f in parquet] == ["test", "train"]
+    assert files["README.md"].startswith(b"---\n") and all(f.encode() in files["README.md"] for f in parquet)
     assert b"hf_" + b"D"*34 not in b"".join(files.values())
     assert hub.repos[("dataset", "ada/banking-clean")]["private"] and pub.commit
 
@@ -428,3 +429,13 @@ def test_the_published_card_and_stats_name_files_not_paths(tmp_path, no_secrets,
     card = files["README.md"].decode()
     assert "license: cc-by-4.0" in card and "- en" in card and "- de" in card
     with pytest.raises(ValueError, match="license 'CC BY': a Hub license id"): CleanSettings(license="CC BY")
+
+
+def test_two_datasets_in_folders_of_one_name_load_as_themselves(tmp_path):
+    "`datasets` caches a local folder by its name and card: every run's `dataset/` is named alike, and must not load another's."
+    from datasets import load_dataset
+    for k in range(2):
+        raw = write_lines(tmp_path/f"r{k}.jsonl", [j(text=f"question {w} about {t} number {k}", label=t) for t in ("a", "b") for w in WORDS[:4]])
+        res = clean(CleanSettings(input_path=str(raw), label_field="label", near_dup_threshold=1.0, test_size=0.25))
+        folder = Path(publish_dataset(res, tmp_path/f"run{k}"/"dataset").location)
+        assert sorted(load_dataset(str(folder))["train"]["text"]) == sorted(res.train.text)

@@ -345,7 +345,8 @@ def test_a_run_on_the_users_own_jsonl_fills_its_run_folder(finished, env):
     assert test["rows"] == data["splits"]["test"] and {"top1_accuracy", "top2_accuracy", "top3_accuracy"} <= set(test["fine_tuned"])
     preds = (run/"eval"/"predictions.jsonl").read_text().splitlines()
     assert len(preds) == data["splits"]["test"]
-    for p in ("dataset/data/train.parquet", "model/model.safetensors", "model/train_metrics.json", "run.log", "summary.md"):
+    assert len(list((run/"dataset"/"data").glob("train-*.parquet"))) == 1
+    for p in ("model/model.safetensors", "model/train_metrics.json", "run.log", "summary.md"):
         assert (run/p).is_file(), p
     summary = (run/"summary.md").read_text()
     assert "| test (fine-tuned) |" in summary and "| validation |" in summary and "wandb sync " in summary
