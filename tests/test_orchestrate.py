@@ -506,6 +506,28 @@ def test_a_two_label_data_set_runs_through_the_step_notebooks(env, tmp_path, cap
     assert any("text/html" in o.get("data", {}) for o in worst.outputs)  # the table was shown, not an error
 
 
+@pytest.mark.slow
+def test_a_150_label_data_set_runs_through_the_step_notebooks(env, tmp_path, capfd):
+    "Many labels (banking77 has 77; this has 150): the split, the label maps, top-3, the per-class report and the plots cope."
+    import random
+    rng, vocab = random.Random(0), [f"{a}{b}" for a in WORDS for b in WORDS]
+    rows = [{"body": {"text": f"request {lab} " + " ".join(rng.sample(vocab, 4))}, "intent": f"intent_{lab:03d}"}
+            for lab in range(150) for _ in range(4)]
+    data = tmp_path/"many.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = run_main(capfd, [str(data), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill",
+                                      "--test-size", "0.25", "--val-size", "0.34"])
+    assert code == 0, err[-3000:]
+    (run,) = (tmp_path/"runs").iterdir()
+    record = json.loads((run/"run.json").read_text())
+    assert record["results"]["data"]["labels"]["read"] == 150 and record["results"]["data"]["labels"]["test"] == 150
+    info = json.loads((run/"model"/"train_metrics.json").read_text())
+    assert len(info["labels"]) == 150 and info["labels"] == sorted(info["labels"])
+    metrics = json.loads((run/"eval"/"metrics.json").read_text())["fine_tuned"]
+    assert metrics["top1_accuracy"] <= metrics["top2_accuracy"] <= metrics["top3_accuracy"]
+    assert {json.loads(l)["label"] for l in (run/"eval"/"predictions.jsonl").read_text().splitlines()} == set(info["labels"])
+
+
 @pytest.mark.parametrize("argv, says", [
     (["--train-batch-size", "0"], "train settings: --train-batch-size must be > 0, got 0"),
     (["--eval-batch-size", "0", "--max-eval-samples", "-1"], "eval settings: --eval-batch-size must be >= 1, got 0; --max-eval-samples must be >= 0, got -1"),
