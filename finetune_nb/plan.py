@@ -156,9 +156,13 @@ def run_name(s: OrchestrateSettings) -> str:
     return re.sub(r"[^\w.-]+", "-", base).strip("-.") or "run"
 
 def new_run_dir(s: OrchestrateSettings) -> Path:
-    "`run_dir`, or a new folder name `<runs_dir>/<YYYYmmdd-HHMMSS>-<name>` (absolute)."
+    "`run_dir`, or a new folder name `<runs_dir>/<YYYYmmdd-HHMMSS>-<name>` (absolute; `-2`, `-3`... for runs in one second)."
     if s.run_dir: return Path(s.run_dir).expanduser().absolute()
-    return (Path(s.runs_dir).expanduser()/f"{time.strftime('%Y%m%d-%H%M%S')}-{run_name(s)}").absolute()
+    path = base = (Path(s.runs_dir).expanduser()/f"{time.strftime('%Y%m%d-%H%M%S')}-{run_name(s)}").absolute()
+    for k in range(2, 1000):
+        if not path.exists(): break
+        path = base.with_name(f"{base.name}-{k}")
+    return path
 
 # %% ../nbs/04_plan.ipynb #ad4bec64
 def _abs(p: str | Path) -> str:

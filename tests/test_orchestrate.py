@@ -407,6 +407,7 @@ def test_no_token_reaches_any_file_of_a_notebook_run(env, tmp_path, capsys, monk
     for nb in ("01_clean.ipynb", "02_train.ipynb", "03_eval.ipynb"): assert (run/nb).is_file(), nb
     files = [p for p in run.rglob("*") if p.is_file()]
     assert len(files) > 20
+    print(f"secrets: {len(files)} files of a papermill run scanned")  # the figure README's Reliability section gives (-s)
     for p in files:
         content = p.read_bytes()
         assert WRITE.encode() not in content and FAKE_WANDB.encode() not in content, p
