@@ -25,8 +25,8 @@ logger = get_logger(__name__)
 # %% auto #0
 __all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'worst_examples', 'load_rows', 'check_labels',
            'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate', 'check_metrics_file',
-           'zero_shot_metrics', 'metrics_table', 'card_with_metrics', 'update_card', 'update_hub_card', 'log_to_wandb',
-           'hub_repo_id', 'run_eval']
+           'zero_shot_metrics', 'metrics_table', 'eval_results', 'card_with_metrics', 'update_card', 'update_hub_card',
+           'log_to_wandb', 'hub_repo_id', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -325,8 +325,26 @@ def metrics_table(metrics: dict) -> str:
     head = "| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---|"*len(keys)
     return "\n".join([head, *(f"| {n} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for n, m in rows if m)])
 
+_INDEX = [("top1_accuracy", "accuracy", None, "Accuracy"), ("macro_f1", "f1", "macro", "Macro-F1"),
+          ("micro_f1", "f1", "micro", "Micro-F1"), ("top2_accuracy", "top_k_accuracy", "k=2", "Top-2 accuracy"),
+          ("top3_accuracy", "top_k_accuracy", "k=3", "Top-3 accuracy")]
+
+def eval_results(metrics: dict) -> list:
+    "The test metrics as `huggingface_hub.EvalResult`s: the card's `model-index`, which the Hub shows as evaluation results."
+    from huggingface_hub import EvalResult
+    src, f = metrics.get("dataset") or metrics.get("examples") or "", metrics["fine_tuned"]
+    hub = src.startswith("hf://")
+    name = parse_target(src, repo_type="dataset").repo_id if hub else public_name(src) or "examples"
+    return [EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type=name if hub else "local",
+                       dataset_name=name, dataset_split=metrics.get("split") or "examples", metric_type=t, metric_config=c,
+                       metric_name=n, metric_value=round(float(f[k]), 4)) for k, t, c, n in _INDEX if k in f]
+
 def card_with_metrics(txt: str, metrics: dict) -> str:
-    "A model card's text with its test metrics section added, or replaced when it has one."
+    "A model card's text with its test metrics added, or replaced when it has them: a `model-index` in the YAML, a section below."
+    from huggingface_hub import ModelCard
+    card = ModelCard(txt)
+    card.data.eval_results, card.data.model_name = eval_results(metrics), card.data.model_name or "model"
+    txt = str(card)
     if _CARD_START in txt:
         end = txt.find(_CARD_END, txt.index(_CARD_START))
         txt = txt[:txt.index(_CARD_START)].rstrip() + (txt[end + len(_CARD_END):] if end >= 0 else "")

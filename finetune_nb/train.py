@@ -332,6 +332,12 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     return TrainResult(val, history, info, trainer)
 
 # %% ../nbs/02_train.ipynb #addedaf3
+def _where(target: str) -> str:
+    "How a user loads the model: its Hub repo id, or its folder."
+    if not target: return "<this folder or repo>"
+    t = parse_target(target, repo_type="model")
+    return t.repo_id if t.is_hub else str(t.path.resolve())
+
 def model_card(info: dict) -> str:
     "The model card (`README.md`): metadata for the Hub, then data, settings, validation metrics, labels and limits."
     from huggingface_hub import ModelCard, ModelCardData
@@ -366,7 +372,7 @@ Test-split metrics are added by the evaluation step (`03_eval`).
 
 ```python
 from transformers import pipeline
-clf = pipeline("text-classification", model="<this folder or repo>", top_k=3)
+clf = pipeline("text-classification", model="{_where(info.get('target', ''))}", top_k=3)
 clf("my card has not arrived")
 ```
 

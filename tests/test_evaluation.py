@@ -163,6 +163,13 @@ def test_card_gains_one_test_metrics_section(world, tmp_path):
     for _ in range(2): run_eval(es(model=str(model), dataset=world["dataset"], output=str(tmp_path/"p.jsonl"), overwrite=True))
     card = (model/"README.md").read_text()
     assert card.count("## Test metrics") == 1 and "| fine-tuned |" in card
+    from huggingface_hub import ModelCard
+    results = ModelCard.load(model/"README.md").data.eval_results  # the model-index the Hub shows as evaluation results
+    got = {(r.metric_type, r.metric_config): r.metric_value for r in results}
+    test = json.loads((tmp_path/"metrics.json").read_text())["fine_tuned"]
+    assert len(results) == len(got) == 5 and {r.dataset_split for r in results} == {"test"}  # replaced, not added twice
+    assert got[("accuracy", None)] == round(test["top1_accuracy"], 4) and got[("f1", "macro")] == round(test["macro_f1"], 4)
+    assert got[("top_k_accuracy", "k=3")] == round(test["top3_accuracy"], 4)
 
 
 def test_papermill_on_published_model_and_dataset(world, tmp_path):

@@ -64,6 +64,7 @@ def test_the_whole_pipeline_round_trips_through_the_hub(base, hub, tmp_path, cap
     assert "model.safetensors" in downloads(hub, "ada/tickets-clf")  # evaluation read the model back from the Hub
     card = model["README.md"].decode()
     assert "## Test metrics" in card and "<!-- finetune_nb:test-metrics -->" in card  # one commit after the upload
+    assert "model-index:" in card and "name: ada/tickets-clean" in card and 'model="ada/tickets-clf"' in card
     assert len(hub.repos[("model", "ada/tickets-clf")]["commits"]) == 2 and hub.repos[("model", "ada/tickets-clf")]["private"]
     (run_dir,) = [p for p in (tmp_path/"runs").iterdir() if p.name != "hub"]  # hub/: the local copies of the Hub targets
     record = json.loads((run_dir/"run.json").read_text())

@@ -55,6 +55,7 @@ def test_publishes_a_model_that_reloads_with_its_label_names(data, tmp_path):
     assert info["base_model"]["loaded_from"] == data["base"] and info["log_history"]
     card = (folder/"README.md").read_text()
     assert card.startswith("---\n") and "pipeline_tag: text-classification" in card and "`loan`" in card
+    assert f'pipeline("text-classification", model="{folder.resolve()}", top_k=3)' in card  # how to load this very model
     assert not (folder/"training_args.bin").exists()
 
 
