@@ -8,6 +8,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 from __future__ import annotations
 
 import functools, hashlib, json, os, re, time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,10 +24,10 @@ from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, chec
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'worst_examples', 'load_rows', 'check_labels',
-           'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate', 'check_metrics_file',
-           'zero_shot_metrics', 'metrics_table', 'eval_results', 'card_with_metrics', 'update_card', 'update_hub_card',
-           'log_to_wandb', 'hub_repo_id', 'run_eval']
+__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'calibration', 'reliability_diagram',
+           'worst_examples', 'load_rows', 'check_labels', 'read_records', 'open_output', 'append_records', 'EvalResult',
+           'evaluate', 'check_metrics_file', 'zero_shot_metrics', 'metrics_table', 'eval_results', 'card_with_metrics',
+           'update_card', 'update_hub_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -153,6 +154,36 @@ def topk_metrics(true: list[str], top: list[list[str]], labels: list[str], top_k
     return out
 
 # %% ../nbs/03_eval.ipynb #0fe44803
+def calibration(
+    confidence: Sequence[float],  # the top-1 score of each labelled row
+    correct: Sequence[bool],  # whether that top-1 label was the true one
+    bins: int = 15,  # equal-width confidence bins over [0, 1]
+) -> dict:
+    "Expected calibration error (the bins' |accuracy - confidence|, weighted by their rows), the largest gap, and the bins."
+    conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    which = np.minimum((conf*bins).astype(int), bins - 1)  # a score of 1.0 belongs to the last bin
+    table = [{"from": b/bins, "to": (b + 1)/bins, "rows": int(m.sum()), "confidence": float(conf[m].mean()), "accuracy": float(ok[m].mean())}
+             for b in range(bins) if (m := which == b).any()]
+    gaps = [abs(t["accuracy"] - t["confidence"]) for t in table]
+    return {"ece": float(sum(g*t["rows"] for g, t in zip(gaps, table))/max(len(conf), 1)), "mce": float(max(gaps, default=0.0)),
+            "bins": table}
+
+def reliability_diagram(cal: dict, path: Path) -> Path:
+    "The reliability diagram of `calibration`'s bins as a PNG: accuracy against confidence, the diagonal being perfect."
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    b = cal["bins"]
+    ax.bar([t["from"] for t in b], [t["accuracy"] for t in b], width=[t["to"] - t["from"] for t in b], align="edge",
+           edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.plot([t["confidence"] for t in b], [t["accuracy"] for t in b], "o", color="black", markersize=3)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 score)", ylabel="accuracy",
+           title=f"Reliability: ECE {cal['ece']:.3f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    return path
+
 def worst_examples(
     records: pd.DataFrame,  # one row per example, with `correct@k` flags, as `evaluate` returns them
     n: int = 8,  # rows to return
@@ -287,6 +318,9 @@ def evaluate(
                              "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0}}
     if len(labelled):
         metrics["fine_tuned"] = topk_metrics(labelled["label"].tolist(), labelled["top_labels"].tolist(), clf.labels, k)
+        cal = calibration(labelled["top_scores"].map(lambda s: s[0]), labelled["correct@1"].astype(bool))
+        metrics["fine_tuned"].update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
+        metrics["reliability_diagram"] = str(reliability_diagram(cal, out.with_name(f"{out.stem}.reliability.png")))
     if s.zero_shot_model and len(labelled):
         metrics["zero_shot"] = zero_shot_metrics(s.zero_shot_model, labelled, clf.labels, k, s.batch_size)
     metrics.update(output=str(out), versions=library_versions(), seconds=round(time.time() - t0, 1))

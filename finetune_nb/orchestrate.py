@@ -154,6 +154,7 @@ def collect(record: dict, plan: Plan) -> dict:
         art["predictions"] = str(out)
         if ev := _read(out.parent/"metrics.json"):
             art["metrics"] = str(out.parent/"metrics.json")
+            if ev.get("reliability_diagram"): art["reliability_diagram"] = ev["reliability_diagram"]
             res["test"] = {k: ev.get(k) for k in ("dataset", "examples", "split", "rows", "labelled", "unlabelled", "fine_tuned",
                                                   "zero_shot") if k in ev}
             for part in ("fine_tuned", "zero_shot"):  # the summary needs the scores, not the matrices
@@ -198,6 +199,9 @@ def summary(record: dict) -> str:
         out += ["", "| metrics | rows | top-1 | top-2 | top-3 | macro-F1 | micro-F1 |", "|---|---|---|---|---|---|---|"]
         out += [f"| {r[0]} | {r[1]} | " + " | ".join(map(_f, r[2:])) + " |" for r in rows]
     if test.get("unlabelled"): out += ["", f"{test['unlabelled']} unlabelled examples were predicted without correctness flags."]
+    if (ece := (test.get("fine_tuned") or {}).get("ece")) is not None:
+        out += ["", f"**Calibration** of the top-1 score: expected calibration error {ece:.3f}"
+                + (f" (reliability diagram: `{art['reliability_diagram']}`)" if art.get("reliability_diagram") else "") + "."]
     out += ["", "| artefact | where |", "|---|---|", f"| run folder | `{record['run_dir']}` |"]
     for k in ("dataset", "model"):
         if a := art.get(k):

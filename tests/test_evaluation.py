@@ -64,6 +64,12 @@ def test_metrics_and_records_on_the_test_split(world, tmp_path):
         assert r["correct@3"] == 1  # 3 labels: the true one is always in the top 3
     m = json.loads((tmp_path/"metrics.json").read_text())["fine_tuned"]
     assert m["top1_accuracy"] == pytest.approx(sum(r["correct@1"] for r in recs)/18) and m["top3_accuracy"] == 1.0
+    # calibration from the records alone, bin by bin (15 equal-width bins): the gap between confidence and accuracy
+    conf, ok = np.array([r["top_scores"][0] for r in recs]), np.array([r["correct@1"] for r in recs], dtype=bool)
+    which = np.minimum((conf*15).astype(int), 14)
+    ece = sum((which == b).sum()*abs(ok[which == b].mean() - conf[which == b].mean()) for b in set(which))/18
+    assert m["ece"] == pytest.approx(ece) and sum(b["rows"] for b in m["calibration"]) == 18
+    assert (tmp_path/"pred.reliability.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_unknown_labels_are_an_error_before_any_prediction(world, tmp_path, monkeypatch):
