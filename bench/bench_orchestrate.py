@@ -69,6 +69,8 @@ def main():
             print(name, json.dumps(res), flush=True)
             return res
         cmd = lambda sub, *argv: COMMAND.format(d=str(Path(tmp)/sub), argv=["--runs-dir", str(Path(tmp)/sub/"runs"), *argv])
+        warm = Path(tmp)/"warm"; warm.mkdir()  # one untimed run first: the first process on a machine fills numba's and
+        run(DIRECT.format(d=str(warm)), warm)    # the OS's caches, which would count against whichever case came first
         case("steps called directly (baseline)", DIRECT.format(d=str(Path(tmp)/"direct")), "direct")
         case("`finetune-nb` (engine python)", cmd("python"), "python")
         case("`finetune-nb --engine papermill`", cmd("papermill", "--engine", "papermill"), "papermill")
