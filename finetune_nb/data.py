@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib, json
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from .core import parse_target, setting_name
 
 # %% auto #0
 __all__ = ['REASONS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl',
-           'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset', 'effective_max_length', 'safe_weights']
+           'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset', 'effective_max_length', 'safe_weights',
+           'calibration']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -263,3 +265,19 @@ def safe_weights(name: str):
         what = next((l.strip() for l in str(e).splitlines() if "GLOBAL" in l), "")
         raise ValueError(f"{name}: its weights file holds more than tensors, so loading it could run code; torch's safe loader "
                          f"refused it{f' ({what})' if what else ''}. Use safetensors weights from a source you trust") from None
+
+# %% ../nbs/00a_data.ipynb #ca11b8a1
+def calibration(
+    confidence: Sequence[float],  # the top-1 score of each labelled row
+    correct: Sequence[bool],  # whether that top-1 label was the true one
+    bins: int = 15,  # equal-width confidence bins over [0, 1]
+) -> dict:
+    "Expected calibration error (the bins' |accuracy - confidence|, weighted by their rows), the largest gap, and the bins."
+    conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    which = np.minimum((conf*bins).astype(int), bins - 1)  # a score of 1.0 belongs to the last bin
+    table = [{"from": b/bins, "to": (b + 1)/bins, "rows": int(m.sum()), "confidence": float(conf[m].mean()), "accuracy": float(ok[m].mean())}
+             for b in range(bins) if (m := which == b).any()]
+    gaps = [abs(t["accuracy"] - t["confidence"]) for t in table]
+    return {"ece": float(sum(g*t["rows"] for g, t in zip(gaps, table))/max(len(conf), 1)), "mce": float(max(gaps, default=0.0)),
+            "bins": table}
+

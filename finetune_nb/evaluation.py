@@ -8,7 +8,6 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 from __future__ import annotations
 
 import functools, hashlib, json, os, re, time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import MAX_LENGTH, MissingFieldError, effective_max_length, load_clean_dataset, read_jsonl, safe_weights
+from .data import (MAX_LENGTH, MissingFieldError, calibration, effective_max_length, load_clean_dataset, read_jsonl,
+                              safe_weights)
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
                               redact, run_folder, set_threads, setting, setting_name, storage_error, switch_on)
@@ -24,9 +24,9 @@ from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, chec
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'calibration', 'reliability_diagram',
-           'worst_examples', 'load_rows', 'check_labels', 'read_records', 'open_output', 'append_records', 'EvalResult',
-           'evaluate', 'check_metrics_file', 'zero_shot_metrics', 'metrics_table', 'eval_results', 'card_with_metrics',
+__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'reliability_diagram', 'worst_examples',
+           'load_rows', 'check_labels', 'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate',
+           'check_metrics_file', 'zero_shot_metrics', 'metrics_table', 'eval_results', 'card_with_metrics',
            'update_card', 'update_hub_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
@@ -154,20 +154,6 @@ def topk_metrics(true: list[str], top: list[list[str]], labels: list[str], top_k
     return out
 
 # %% ../nbs/03_eval.ipynb #0fe44803
-def calibration(
-    confidence: Sequence[float],  # the top-1 score of each labelled row
-    correct: Sequence[bool],  # whether that top-1 label was the true one
-    bins: int = 15,  # equal-width confidence bins over [0, 1]
-) -> dict:
-    "Expected calibration error (the bins' |accuracy - confidence|, weighted by their rows), the largest gap, and the bins."
-    conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
-    which = np.minimum((conf*bins).astype(int), bins - 1)  # a score of 1.0 belongs to the last bin
-    table = [{"from": b/bins, "to": (b + 1)/bins, "rows": int(m.sum()), "confidence": float(conf[m].mean()), "accuracy": float(ok[m].mean())}
-             for b in range(bins) if (m := which == b).any()]
-    gaps = [abs(t["accuracy"] - t["confidence"]) for t in table]
-    return {"ece": float(sum(g*t["rows"] for g, t in zip(gaps, table))/max(len(conf), 1)), "mce": float(max(gaps, default=0.0)),
-            "bins": table}
-
 def reliability_diagram(cal: dict, path: Path) -> Path:
     "The reliability diagram of `calibration`'s bins as a PNG: accuracy against confidence, the diagonal being perfect."
     import matplotlib; matplotlib.use("Agg")

@@ -86,6 +86,7 @@ class OrchestrateSettings:
     val_size: float = inherit(TrainSettings, "val_size", "train")
     class_weights: str = inherit(TrainSettings, "class_weights", "train")
     early_stopping_patience: int = inherit(TrainSettings, "early_stopping_patience", "train")
+    temperature_scaling: bool = inherit(TrainSettings, "temperature_scaling", "train")
     eval_steps: int = inherit(TrainSettings, "eval_steps", "train")
     max_train_samples: int = inherit(TrainSettings, "max_train_samples", "train")
     resume: bool = inherit(TrainSettings, "resume", "train", "continue a stopped run: give its folder in place of the dataset (runs/<time>-<name>); or training from checkpoint_dir")
@@ -200,7 +201,7 @@ def train_settings(s: OrchestrateSettings, run_dir: Path, dataset: str) -> Train
         overwrite=s.overwrite, output_dir=p["checkpoint_dir"], epochs=s.epochs,
         max_length=s.max_length, batch_size=s.train_batch_size, gradient_accumulation=s.gradient_accumulation,
         learning_rate=s.learning_rate, warmup=s.warmup, seed=s.seed, val_size=s.val_size, class_weights=s.class_weights,
-        early_stopping_patience=s.early_stopping_patience, eval_steps=s.eval_steps, max_train_samples=s.max_train_samples,
+        early_stopping_patience=s.early_stopping_patience, temperature_scaling=s.temperature_scaling, eval_steps=s.eval_steps, max_train_samples=s.max_train_samples,
         wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name, resume=s.resume,
         threads=s.threads, private=s.private)
 

