@@ -156,9 +156,9 @@ def topk_metrics(true: list[str], top: list[list[str]], labels: list[str], top_k
 # %% ../nbs/03_eval.ipynb #0fe44803
 def reliability_diagram(cal: dict, path: Path) -> Path:
     "The reliability diagram of `calibration`'s bins as a PNG: accuracy against confidence, the diagonal being perfect."
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    from matplotlib.figure import Figure  # no pyplot: the notebook's own backend and figures stay as they are
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
     b = cal["bins"]
     ax.bar([t["from"] for t in b], [t["accuracy"] for t in b], width=[t["to"] - t["from"] for t in b], align="edge",
            edgecolor="black", alpha=0.7, label="accuracy")
@@ -167,7 +167,7 @@ def reliability_diagram(cal: dict, path: Path) -> Path:
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 score)", ylabel="accuracy",
            title=f"Reliability: ECE {cal['ece']:.3f}")
     ax.legend(loc="upper left")
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=100)
     return path
 
 def worst_examples(

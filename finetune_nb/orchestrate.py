@@ -145,6 +145,7 @@ def collect(record: dict, plan: Plan) -> dict:
         local = local_copy(plan.model, "model") if (plan.model.startswith("hf://") or Path(plan.model).exists()) else None
         local = local if local and local.is_dir() else None
         art["model"] = {"target": plan.model, "local": str(local) if local else None}
+        if local and (local/"learning_curves.png").is_file(): art["learning_curves"] = str(local/"learning_curves.png")
         if local and (train := _read(local/"train_metrics.json")):
             res["train"] = {"rows": train["rows"], "validation": train["validation"], "epochs": train["epochs_done"],
                             "device": train["device"]["type"], "learning_rate": train["learning_rate"], "seconds": train["seconds"]}
@@ -199,6 +200,7 @@ def summary(record: dict) -> str:
         out += ["", "| metrics | rows | top-1 | top-2 | top-3 | macro-F1 | micro-F1 |", "|---|---|---|---|---|---|---|"]
         out += [f"| {r[0]} | {r[1]} | " + " | ".join(map(_f, r[2:])) + " |" for r in rows]
     if test.get("unlabelled"): out += ["", f"{test['unlabelled']} unlabelled examples were predicted without correctness flags."]
+    if art.get("learning_curves"): out += ["", f"**Learning curves**: `{art['learning_curves']}`."]
     if (ece := (test.get("fine_tuned") or {}).get("ece")) is not None:
         out += ["", f"**Calibration** of the top-1 score: expected calibration error {ece:.3f}"
                 + (f" (reliability diagram: `{art['reliability_diagram']}`)" if art.get("reliability_diagram") else "") + "."]

@@ -25,7 +25,7 @@ logger = get_logger(__name__)
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
            'split_train_val', 'tokenize', 'classification_metrics', 'compute_metrics', 'balanced_weights',
            'weighted_loss', 'default_learning_rate', 'TrainResult', 'fit_temperature', 'scale_head', 'last_checkpoint',
-           'train', 'model_card', 'public_info', 'publish_model', 'run_train']
+           'train', 'model_card', 'public_info', 'learning_curves', 'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -442,6 +442,22 @@ def public_info(info: dict) -> dict:
     out["wandb"] = {**info["wandb"], "dir": public_name(info["wandb"].get("dir") or "")}
     return out
 
+def learning_curves(history: list[dict], path: Path) -> Path:
+    "Training loss, validation loss and validation macro-F1 by step (the Trainer's log history), as a PNG."
+    from matplotlib.figure import Figure  # no pyplot: the notebook's own backend and figures stay as they are
+    fig = Figure(figsize=(9, 3.5))
+    loss, f1 = fig.subplots(1, 2)
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    val = [(h["step"], h["eval_loss"], h.get("eval_macro_f1")) for h in history if "eval_loss" in h]
+    if train: loss.plot(*zip(*train), label="training")
+    if val:
+        loss.plot([v[0] for v in val], [v[1] for v in val], "o-", label="validation")
+        f1.plot([v[0] for v in val], [v[2] for v in val], "o-", color="C2")
+    loss.set(xlabel="step", ylabel="loss", title="Loss"); loss.legend()
+    f1.set(xlabel="step", ylabel="macro-F1", title="Validation macro-F1", ylim=(0, 1))
+    fig.tight_layout(); fig.savefig(path, dpi=100)
+    return path
+
 def publish_model(result: TrainResult, target: str, overwrite: bool = False, private: bool = False) -> Publication | None:
     "Publish the best model, tokenizer, card and `train_metrics.json` to a local folder or `hf://user/name`."
     trainer = result.trainer
@@ -455,6 +471,7 @@ def publish_model(result: TrainResult, target: str, overwrite: bool = False, pri
         trainer.save_model(str(pub.staging))  # the model and its tokenizer (the Trainer's processing_class)
         (pub.staging/"train_metrics.json").write_text(json.dumps(info, indent=1, default=json_default) + "\n")
         (pub.staging/"README.md").write_text(model_card(info), encoding="utf-8")
+        learning_curves(result.log_history, pub.staging/"learning_curves.png")  # whatever runs the step, a notebook or not
         for junk in ("training_args.bin",): (pub.staging/junk).unlink(missing_ok=True)
     return pub
 

@@ -351,6 +351,7 @@ def test_a_run_on_the_users_own_jsonl_fills_its_run_folder(finished, env):
     summary = (run/"summary.md").read_text()
     assert "| test (fine-tuned) |" in summary and "| validation |" in summary and "wandb sync " in summary
     assert "| zero-shot baseline |" in summary and "top1_accuracy" in test["zero_shot"]
+    assert f"**Learning curves**: `{run/'model'/'learning_curves.png'}`." in summary
     diagram = run/"eval"/"predictions.reliability.png"
     assert f"expected calibration error {test['fine_tuned']['ece']:.3f} (reliability diagram: `{diagram}`)" in summary
     assert diagram.read_bytes()[:4] == b"\x89PNG"

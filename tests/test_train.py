@@ -58,6 +58,7 @@ def test_publishes_a_model_that_reloads_with_its_label_names(data, tmp_path):
     assert card.startswith("---\n") and "pipeline_tag: text-classification" in card and "`loan`" in card
     assert f'pipeline("text-classification", model="{folder.resolve()}", top_k=3)' in card  # how to load this very model
     assert not (folder/"training_args.bin").exists()
+    assert (folder/"learning_curves.png").read_bytes()[:4] == b"\x89PNG"  # drawn by the step, whatever runs it
 
 
 def test_what_a_hub_repo_shows_names_no_local_path_and_the_right_base_model(data, tmp_path):
