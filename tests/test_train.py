@@ -123,13 +123,19 @@ def test_the_three_metrics_reach_wandb(data, tmp_path, monkeypatch):
                                                                if p.is_file() and p.stat().st_size < 5_000_000)
 
 
-def test_resume_after_an_interrupted_run(data, tmp_path):
+def interrupted(data, tmp_path, at_step: int) -> tuple[TrainSettings, Path]:
+    "A run stopped (KeyboardInterrupt) right after saving the checkpoint of `at_step`; its settings and checkpoints folder."
     class Crash(TrainerCallback):
         def on_save(self, args, state, control, **kw):
-            if state.global_step >= 2: raise KeyboardInterrupt("killed")
+            if state.global_step >= at_step: raise KeyboardInterrupt("killed")
     out = tmp_path/"ckpt"
     s = settings(data, tmp_path, output_dir=str(out), eval_steps=2, epochs=2)
     with pytest.raises(KeyboardInterrupt): run_train(s, callbacks=[Crash()])
+    return s, out
+
+
+def test_resume_after_an_interrupted_run(data, tmp_path):
+    s, out = interrupted(data, tmp_path, at_step=2)
     assert (out/"checkpoint-2").is_dir() and not (tmp_path/"model").exists()
     with pytest.raises(FileExistsError, match="resume=True"): run_train(s)
     rec = Record()
@@ -140,12 +146,7 @@ def test_resume_after_an_interrupted_run(data, tmp_path):
 
 def test_resume_skips_a_checkpoint_cut_off_mid_save(data, tmp_path):
     "A kill while the Trainer writes checkpoint-N leaves it without trainer_state.json: resume starts from the one before."
-    class Crash(TrainerCallback):
-        def on_save(self, args, state, control, **kw):
-            if state.global_step >= 4: raise KeyboardInterrupt("killed")
-    out = tmp_path/"ckpt"
-    s = settings(data, tmp_path, output_dir=str(out), eval_steps=2, epochs=2)
-    with pytest.raises(KeyboardInterrupt): run_train(s, callbacks=[Crash()])
+    s, out = interrupted(data, tmp_path, at_step=4)
     (out/"checkpoint-4"/"trainer_state.json").unlink()  # as if killed before the Trainer's last write
     res, _ = run_train(TrainSettings(**{**s.__dict__, "resume": True}))
     assert (res.info["started_at_step"], res.info["resumed_from"]) == (2, "checkpoint-2")
