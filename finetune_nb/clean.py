@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .data import REASONS, data_file, ledger_entry, read_jsonl
+from .plots import class_balance
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_secrets, check_settings, check_target,
                               hub_local_dir, public_name, public_settings,
                               get_logger, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
@@ -415,6 +416,8 @@ that leads a group and that it reaches TF-IDF cosine {s['near_dup_threshold']} w
 
 ## Labels
 
+![Rows per label, as read and as published](class_balance.png)
+
 | label | read | train | test |
 |---|---|---|---|
 {label_rows}
@@ -445,6 +448,7 @@ def write_dataset(result: CleanResult, folder: str | Path) -> Path:
         (folder/files[name]).write_bytes(content)
         df.to_csv(folder/f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)  # texts and labels quoted
     write_ledger(result.ledger, folder)
+    class_balance(result.stats["labels"], folder/"class_balance.png")
     (folder/"stats.json").write_text(json.dumps(public_stats(result.stats), indent=1, ensure_ascii=False, default=json_default) + "\n",
                                      encoding="utf-8")
     (folder/"README.md").write_text(dataset_card(result, files), encoding="utf-8")

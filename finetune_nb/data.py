@@ -7,9 +7,9 @@ Docs: https://finetune-nb.github.io/finetune_nb/data.html.md"""
 # %% ../nbs/00a_data.ipynb #994bddcf
 from __future__ import annotations
 
-import hashlib, json
+import hashlib, json, warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from .core import parse_target, setting_name
 # %% auto #0
 __all__ = ['REASONS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl',
            'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset', 'effective_max_length', 'safe_weights',
-           'calibration']
+           'calibration', 'fit_temperature', 'scale_head', 'label_issues', 'out_of_fold_probs']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -281,3 +281,69 @@ def calibration(
     return {"ece": float(sum(g*t["rows"] for g, t in zip(gaps, table))/max(len(conf), 1)), "mce": float(max(gaps, default=0.0)),
             "bins": table}
 
+
+# %% ../nbs/00a_data.ipynb #5a0445bd
+def fit_temperature(
+    logits: np.ndarray,  # validation logits, one row per example
+    labels: np.ndarray,  # their label ids
+) -> float:
+    "The temperature T that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017), in [0.05, 20]."
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+    nll = lambda log_t: -log_softmax(logits/np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20)), method="bounded").x))
+
+def scale_head(model, temperature: float):
+    "Divide the classification head's weights and bias by `temperature`: every consumer's logits are then logits / T."
+    import torch
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == model.config.num_labels]
+    with torch.no_grad():
+        heads[-1].weight.div_(temperature)
+        if heads[-1].bias is not None: heads[-1].bias.div_(temperature)
+    model.config.finetune_nb_temperature = temperature  # recorded; already applied
+
+# %% ../nbs/00a_data.ipynb #0e3866b6
+def label_issues(
+    given: Sequence[str],  # the label each row carries
+    probs: np.ndarray,  # out-of-sample probabilities: a row per example, a column per label of `labels`
+    labels: Sequence[str],  # the model's labels, in the order of `probs`' columns
+    ids: Sequence[int] | None = None,  # row ids (default 1..n)
+    texts: Sequence[str] | None = None,  # row texts, copied into the table
+) -> pd.DataFrame:
+    "The rows cleanlab flags as likely mislabelled, most suspect first: given label, suggested label and the model's scores."
+    from cleanlab.filter import find_label_issues
+    col = {l: i for i, l in enumerate(labels)}
+    if unknown := sorted({str(l) for l in given} - set(col)): raise ValueError(f"labels the model does not know: {unknown[:10]}")
+    y, p = np.array([col[str(l)] for l in given], dtype=int), np.asarray(probs, dtype=float)
+    if p.shape != (len(y), len(labels)): raise ValueError(f"probs has shape {p.shape}, expected ({len(y)}, {len(labels)})")
+    p = p/p.sum(axis=1, keepdims=True)  # rows of rounded scores sum to 1 again
+    ids = np.arange(1, len(y) + 1) if ids is None else np.asarray(ids)
+    cols = ["rank", "id", "text", "label", "suggested", "label_score", "suggested_score"]
+    if len(y) < 2 or len(set(y)) < 2: return pd.DataFrame(columns=cols)  # nothing to estimate confusions from
+    with warnings.catch_warnings():  # labels absent from these rows are expected (a small test split)
+        warnings.simplefilter("ignore")
+        flagged = find_label_issues(y, p, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence", n_jobs=1)
+    best = p[flagged].argmax(axis=1)
+    return pd.DataFrame({"rank": np.arange(1, len(flagged) + 1), "id": ids[flagged],
+                         "text": None if texts is None else np.asarray(texts, dtype=object)[flagged],
+                         "label": [labels[i] for i in y[flagged]], "suggested": [labels[i] for i in best],
+                         "label_score": p[flagged, y[flagged]].round(6), "suggested_score": p[flagged, best].round(6)})[cols]
+
+# %% ../nbs/00a_data.ipynb #8d977045
+def out_of_fold_probs(
+    labels: Sequence[int],  # each row's label id
+    n_labels: int,  # columns of the result
+    fit_predict: Callable,  # (fit rows, held-out rows) as index arrays -> the held-out rows' probabilities
+    folds: int = 5,  # k
+    seed: int = 42,  # of the stratified fold assignment
+) -> np.ndarray:
+    "Every row's probabilities from a model that never saw it: k stratified folds, each scored by a model fitted on the rest."
+    from sklearn.model_selection import StratifiedKFold
+    y = np.asarray(labels)
+    if folds < 2 or folds > len(y): raise ValueError(f"folds must be between 2 and the {len(y)} rows, got {folds}")
+    with warnings.catch_warnings():  # a label with fewer rows than folds is left out of some folds' fitting rows
+        warnings.simplefilter("ignore", UserWarning)
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    probs = np.full((len(y), n_labels), np.nan)
+    for fit, held in tqdm(splits, desc="k-fold scores", unit="fold"): probs[held] = fit_predict(fit, held)
+    return probs

@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 # %% ../nbs/03_eval.ipynb #b5b97176
 from __future__ import annotations
 
-import functools, hashlib, json, os, re, time
+import functools, hashlib, json, os, re, time, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import (MAX_LENGTH, MissingFieldError, calibration, effective_max_length, load_clean_dataset, read_jsonl,
-                              safe_weights)
+from .data import (MAX_LENGTH, MissingFieldError, calibration, effective_max_length, label_issues, load_clean_dataset,
+                              read_jsonl, safe_weights)
+from .plots import confusion_png, reliability_diagram
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
                               get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
                               redact, run_folder, set_threads, setting, setting_name, storage_error, switch_on)
@@ -24,10 +25,10 @@ from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, chec
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'reliability_diagram', 'worst_examples',
-           'load_rows', 'check_labels', 'read_records', 'open_output', 'append_records', 'EvalResult', 'evaluate',
-           'check_metrics_file', 'zero_shot_metrics', 'metrics_table', 'eval_results', 'card_with_metrics',
-           'update_card', 'update_hub_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
+__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'worst_examples', 'load_rows', 'check_labels',
+           'read_records', 'open_output', 'append_records', 'EvalResult', 'append_probs', 'probable_label_errors',
+           'write_jsonl', 'evaluate', 'check_metrics_file', 'zero_shot_metrics', 'metrics_table', 'eval_results',
+           'card_with_metrics', 'update_card', 'update_hub_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -46,6 +47,7 @@ class EvalSettings:
     output: str = setting("", "per-example JSONL file (metrics.json goes beside it); empty: runs/<time>-eval/predictions.jsonl")
     overwrite: bool = setting(False, "start `output` afresh, even if another model wrote it")
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
+    quantize: bool = setting(False, "CPU only: int8 dynamic quantisation of the linear layers, faster with slightly different scores")
     zero_shot_model: str = setting("", "NLI model for a zero-shot baseline on the same rows; empty: none")
     wandb_project: str = setting("finetune-nb", "W&B project")
     wandb_mode: str = setting("offline", "'online', 'offline' (sync later with `wandb sync`) or 'disabled'")
@@ -77,6 +79,7 @@ class Classifier:
         revision: str | None = None,  # Hub branch, tag or commit
         device: str | None = None,  # 'cuda', 'mps' or 'cpu'; None: the best available
         max_length: int = MAX_LENGTH,  # longest input in tokens (capped by the length the model was trained at)
+        quantize: bool = False,  # CPU only: int8 dynamic quantisation of the linear layers (faster, slightly different scores)
     ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -89,21 +92,30 @@ class Classifier:
                                                                             trust_remote_code=False).eval()
         self.device = torch.device(detect_device(device).type)
         self.model.to(self.device)
+        self.quantized = quantize and self.device.type == "cpu"
+        if quantize and not self.quantized: logger.warning("quantize: int8 dynamic quantisation runs on the CPU only; %s keeps "
+                                                           "the full-precision model", self.device.type)
+        if self.quantized:
+            from torch.ao.quantization import quantize_dynamic
+            with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+                warnings.simplefilter("ignore")
+                self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         cfg = self.model.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.max_length = effective_max_length(self.tokenizer, cfg, max_length)
         self.cut = np.zeros(0, dtype=bool)  # which texts of the last `predict` were longer than `max_length`
+        self.probs = np.zeros((0, len(self.labels)), dtype=np.float32)  # every label's score, when `predict` keeps them
 
     @functools.cached_property
     def fingerprint(self) -> str:
         "What identifies these weights: the Hub commit, or a hash of a local folder's config and weights."
-        if commit := getattr(self.model.config, "_commit_hash", None): return commit
+        if commit := getattr(self.model.config, "_commit_hash", None): return commit + ("+int8" if self.quantized else "")
         h, folder = hashlib.sha256(), Path(self.name)
         for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder/"config.json"]:
             if f.is_file():
                 with open(f, "rb") as fh:
                     for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
-        return "sha256:" + h.hexdigest()[:16]
+        return "sha256:" + h.hexdigest()[:16] + ("+int8" if self.quantized else "")
 
     def encode(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
         "Token ids of each text, cut at `max_length` as in training, and which texts were cut."
@@ -121,6 +133,7 @@ class Classifier:
         top_k: int = 3,  # labels kept per text (at most the number of labels)
         batch_size: int = 64,
         progress: bool = False,  # show a progress bar
+        keep_probs: bool = False,  # also keep every label's score in `self.probs` (a row per text, input order)
     ) -> tuple[list[list[str]], np.ndarray]:
         "Top-k labels (best first) and their softmax scores for each text, in input order."
         import torch
@@ -128,6 +141,7 @@ class Classifier:
         enc, self.cut = self.encode(texts)
         order = np.argsort([len(x) for x in enc], kind="stable")
         top_ids, top_scores = np.zeros((len(enc), k), dtype=np.int64), np.zeros((len(enc), k), dtype=np.float32)
+        self.probs = np.zeros((len(enc) if keep_probs else 0, len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
             for start in tqdm(range(0, len(order), batch_size), desc="predicting", unit="batch", disable=not progress, leave=False):
                 idx = order[start:start + batch_size]
@@ -135,6 +149,7 @@ class Classifier:
                 probs = self.model(**batch).logits.float().softmax(-1)
                 s, i = probs.topk(k, dim=-1)
                 top_scores[idx], top_ids[idx] = s.cpu().numpy(), i.cpu().numpy()
+                if keep_probs: self.probs[idx] = probs.cpu().numpy()
         return [[self.labels[j] for j in row] for row in top_ids], top_scores
 
 # %% ../nbs/03_eval.ipynb #b1cd8a59
@@ -154,22 +169,6 @@ def topk_metrics(true: list[str], top: list[list[str]], labels: list[str], top_k
     return out
 
 # %% ../nbs/03_eval.ipynb #0fe44803
-def reliability_diagram(cal: dict, path: Path) -> Path:
-    "The reliability diagram of `calibration`'s bins as a PNG: accuracy against confidence, the diagonal being perfect."
-    from matplotlib.figure import Figure  # no pyplot: the notebook's own backend and figures stay as they are
-    fig = Figure(figsize=(4.5, 4.5))
-    ax = fig.subplots()
-    b = cal["bins"]
-    ax.bar([t["from"] for t in b], [t["accuracy"] for t in b], width=[t["to"] - t["from"] for t in b], align="edge",
-           edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    ax.plot([t["confidence"] for t in b], [t["accuracy"] for t in b], "o", color="black", markersize=3)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 score)", ylabel="accuracy",
-           title=f"Reliability: ECE {cal['ece']:.3f}")
-    ax.legend(loc="upper left")
-    fig.tight_layout(); fig.savefig(path, dpi=100)
-    return path
-
 def worst_examples(
     records: pd.DataFrame,  # one row per example, with `correct@k` flags, as `evaluate` returns them
     n: int = 8,  # rows to return
@@ -254,6 +253,30 @@ class EvalResult:
     output: Path  # the JSONL file; metrics.json is beside it
 
 # %% ../nbs/03_eval.ipynb #2f20c253
+def append_probs(path: Path, part: pd.DataFrame, clf: Classifier):
+    "Append every label's score of `part`'s labelled rows (from `clf`'s last `predict`) to `path`."
+    keep = part["label"].notna().to_numpy()
+    append_records(path, [{"id": int(i), "fingerprint": clf.fingerprint, "probs": [round(float(x), 6) for x in p]}
+                          for i, p in zip(part["id"][keep], clf.probs[keep])])
+
+def probable_label_errors(clf: Classifier, labelled: pd.DataFrame, probs_file: Path, batch_size: int = 64) -> pd.DataFrame:
+    "`label_issues` of the labelled records, from every label's score in `probs_file` (predicting any row it lacks)."
+    have = {r["id"]: r["probs"] for r in read_records(probs_file) if r.get("fingerprint") == clf.fingerprint}
+    if len(missing := labelled[~labelled["id"].isin(list(have))]):  # a kill between the two appends, or an older predictions file
+        clf.predict(missing["text"].tolist(), 1, batch_size, keep_probs=True)
+        append_probs(probs_file, missing, clf)
+        have.update(zip(missing["id"].tolist(), clf.probs.round(6).tolist()))
+    probs = np.array([have[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(clf.labels))
+    return label_issues(labelled["label"].tolist(), probs, clf.labels, labelled["id"].tolist(), labelled["text"].tolist())
+
+def write_jsonl(path: Path, records: list[dict]):
+    "Write `records` as a whole new JSON Lines file (a temporary file renamed over `path`)."
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text("".join(jsonl_line(r) for r in records), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e: raise storage_error(e, path, "the predictions and metrics are kept; a rerun writes it again") from None
+
 def _record(row, labels, scores, top_k, model, fingerprint, revision=None, cut=False) -> dict:
     label = None if pd.isna(row.label) else row.label
     r = {"id": int(row.id), "text": row.text, "label": label, "top_labels": labels, "top_scores": [round(float(x), 6) for x in scores],
@@ -272,12 +295,14 @@ def evaluate(
     "Predict the rows, append records to `output` (resuming), score them, and write `metrics.json` beside it."
     t0 = time.time()
     set_threads(s.threads)
-    clf = Classifier(model, s.revision or None)
+    clf = Classifier(model, s.revision or None, quantize=s.quantize)
     rows, source = load_rows(s, dataset)
     check_labels(rows, clf.labels)
     out = Path(output)
     check_metrics_file(out, s.overwrite)
     done = open_output(out, clf.name, clf.fingerprint, s.overwrite)
+    probs_out = out.with_name(f"{out.stem}.probs.jsonl")  # every label's score of each labelled row: what label issues need
+    if s.overwrite: probs_out.unlink(missing_ok=True)
     k = min(s.top_k, len(clf.labels))
     stale = [r.id for r in rows.itertuples() if r.id in done and (
         done[r.id]["text"] != r.text or done[r.id]["label"] != (None if pd.isna(r.label) else r.label)
@@ -291,14 +316,15 @@ def evaluate(
     with tqdm(total=len(todo), desc="evaluating", unit="text", disable=len(todo) < 2*chunk) as bar:
         for start in range(0, len(todo), chunk):
             part = todo.iloc[start:start + chunk]
-            labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size)
+            labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size, keep_probs=True)
+            append_probs(probs_out, part, clf)
             append_records(out, [_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c)
                                  for r, l, sc, c in zip(part.itertuples(), labels, scores, clf.cut)])
             bar.update(len(part))
     recs = {r["id"]: r for r in read_records(out)}
     records = pd.DataFrame([recs[i] for i in rows["id"] if i in recs])
     labelled = records[records["label"].notna()]
-    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, **source,
+    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized, **source,
                "rows": len(records), "labelled": len(labelled), "unlabelled": len(records) - len(labelled),
                "truncated": {"max_length": clf.max_length,
                              "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0}}
@@ -307,6 +333,12 @@ def evaluate(
         cal = calibration(labelled["top_scores"].map(lambda s: s[0]), labelled["correct@1"].astype(bool))
         metrics["fine_tuned"].update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
         metrics["reliability_diagram"] = str(reliability_diagram(cal, out.with_name(f"{out.stem}.reliability.png")))
+        metrics["confusion_matrix_png"] = str(confusion_png(metrics["fine_tuned"]["confusion_matrix"], out.with_name(f"{out.stem}.confusion.png")))
+        issues = probable_label_errors(clf, labelled, probs_out, s.batch_size)
+        write_jsonl(out.parent/"label_issues.jsonl", issues.to_dict("records"))
+        metrics["label_issues"] = {"rows": len(issues), "of": len(labelled), "file": str(out.parent/"label_issues.jsonl"),
+                                   "method": "cleanlab find_label_issues (prune_by_noise_rate) on every label's score, "
+                                             "most suspect (lowest score of the given label) first"}
     if s.zero_shot_model and len(labelled):
         metrics["zero_shot"] = zero_shot_metrics(s.zero_shot_model, labelled, clf.labels, k, s.batch_size)
     metrics.update(output=str(out), versions=library_versions(), seconds=round(time.time() - t0, 1))

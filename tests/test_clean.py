@@ -268,8 +268,9 @@ def test_publish_to_hub_stub(tmp_path, no_secrets, monkeypatch):
         pub = publish_dataset(res, "hf://datasets/ada/banking-clean", private=True)
         files = hub.files("hf://datasets/ada/banking-clean")
     parquet = sorted(f for f in files if f.startswith("data/"))
-    assert sorted(set(files) - set(parquet)) == ["README.md", "dropped.jsonl", "stats.json", "test.csv", "train.csv"]
+    assert sorted(set(files) - set(parquet)) == ["README.md", "class_balance.png", "dropped.jsonl", "stats.json", "test.csv", "train.csv"]
     assert [re.fullmatch(r"data/(test|train)-[0-9a-f]{16}\.parquet", f).group(1) for f in parquet] == ["test", "train"]
+    assert files["class_balance.png"][:4] == b"\x89PNG" and b"![Rows per label, as read and as published](class_balance.png)" in files["README.md"]
     assert files["README.md"].startswith(b"---\n") and all(f.encode() in files["README.md"] for f in parquet)
     assert b"hf_" + b"D"*34 not in b"".join(files.values())
     assert hub.repos[("dataset", "ada/banking-clean")]["private"] and pub.commit

@@ -99,7 +99,7 @@ def test_resume_after_the_writer_is_killed(world, tmp_path, monkeypatch):
         import os, finetune_nb.evaluation as E
         real, calls = E.append_records, []
         def dying(path, records):
-            calls.append(1)
+            calls.append(1) if path.name == "pred.jsonl" else None  # the records, not every label's score beside them
             if len(calls) == 2:  # killed in the middle of the second write
                 with open(path, "a") as f: f.write('{{"id": 999, "text": "half'); f.flush()
                 os._exit(9)
@@ -117,6 +117,49 @@ def test_resume_after_the_writer_is_killed(world, tmp_path, monkeypatch):
     ids = [json.loads(l)["id"] for l in out.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 18 and 999 not in ids and len(predicted) == 13
     assert out.read_text().startswith(first[:first.rindex("\n") + 1]) and res.metrics["rows"] == 18
+
+
+def test_label_issues_are_cleanlabs_on_every_labels_score_and_survive_a_lost_scores_file(world, tmp_path, monkeypatch):
+    from cleanlab.filter import find_label_issues
+    out = tmp_path/"pred.jsonl"
+    res = evaluate(es(), world["model"], world["dataset"], out)
+    recs = {json.loads(l)["id"]: json.loads(l) for l in out.read_text().splitlines()}
+    probs = {r["id"]: r["probs"] for r in map(json.loads, (tmp_path/"pred.probs.jsonl").read_text().splitlines())}
+    assert set(probs) == set(recs)
+    labels = Classifier(world["model"]).labels
+    for i, r in recs.items():  # the scores file agrees with the records: top-k are its k largest, in order
+        assert [labels[j] for j in np.argsort(probs[i])[::-1][:3]] == r["top_labels"]
+        assert sum(probs[i]) == pytest.approx(1, abs=1e-4)
+    issues = [json.loads(l) for l in (tmp_path/"label_issues.jsonl").read_text().splitlines()]
+    assert res.metrics["label_issues"]["rows"] == len(issues) and res.metrics["label_issues"]["of"] == 18
+    ids = sorted(recs)
+    y = np.array([labels.index(recs[i]["label"]) for i in ids])
+    P = np.array([probs[i] for i in ids]); P = P/P.sum(1, keepdims=True)
+    expected = [ids[k] for k in find_label_issues(y, P, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence")]
+    assert [x["id"] for x in issues] == expected and [x["rank"] for x in issues] == list(range(1, len(issues) + 1))
+    for x in issues:
+        r = recs[x["id"]]
+        assert (x["text"], x["label"], x["suggested"]) == (r["text"], r["label"], r["top_labels"][0])
+        assert x["label_score"] == pytest.approx(probs[x["id"]][labels.index(r["label"])], abs=1e-5)
+    assert [x["label_score"] for x in issues] == sorted(x["label_score"] for x in issues)  # most suspect first
+    (tmp_path/"pred.probs.jsonl").unlink()  # e.g. predictions from before this file existed: the scores are predicted again
+    predicted = []
+    real = Classifier.predict
+    monkeypatch.setattr(Classifier, "predict", lambda self, texts, *a, **k: predicted.extend(texts) or real(self, texts, *a, **k))
+    again = evaluate(es(), world["model"], world["dataset"], out)
+    assert len(predicted) == 18 and again.metrics["label_issues"]["rows"] == len(issues)
+    assert [json.loads(l)["id"] for l in (tmp_path/"label_issues.jsonl").read_text().splitlines()] == expected
+    assert (tmp_path/"pred.confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_int8_predictions_are_never_mixed_with_full_precision_ones(world, tmp_path):
+    out = tmp_path/"pred.jsonl"
+    full = evaluate(es(), world["model"], world["dataset"], out)
+    with pytest.raises(FileExistsError, match="holds predictions of another model"):
+        evaluate(es(quantize=True), world["model"], world["dataset"], out)
+    q = evaluate(es(quantize=True), world["model"], world["dataset"], tmp_path/"q"/"pred.jsonl")
+    assert q.metrics["quantized"] and not full.metrics["quantized"]
+    assert q.metrics["fingerprint"] == full.metrics["fingerprint"] + "+int8" and q.metrics["rows"] == 18
 
 
 def test_a_full_disk_while_writing_records_says_where_and_a_rerun_finishes(world, tmp_path, monkeypatch):

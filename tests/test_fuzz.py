@@ -1,8 +1,10 @@
 """Every line accounted for, at volume: 1,000 generated files per run (4 shards of 250, spread over the test workers), each as
 hostile as users' files get — nested dotted fields, lists, byte-order marks, CRLF and lone CR, U+2028 and U+0085 inside
 strings, very long lines, emoji and right-to-left text, texts equal only after NFKC, case and whitespace, integral and
-non-integral float labels. For each: train + test + ledger = the input's lines, the published splits come back exactly
-through `datasets.load_dataset`, and cleaning it again with the same seed publishes byte-identical files."""
+non-integral float labels, labels that look like formulas to matplotlib. For each: train + test + ledger = the input's
+lines, the published splits come back exactly through `datasets.load_dataset`, and cleaning it again with the same seed
+publishes byte-identical files. The class-balance picture (0.2 s, twice a file) is drawn by a stand-in that records its
+input; every label the shards published is then drawn for real, twice, to the same bytes."""
 import json, os
 from pathlib import Path
 
@@ -25,7 +27,8 @@ text = st.one_of(
               .map(" ".join)).map("".join),
     st.tuples(word, st.integers(2_000, 20_000)).map(lambda t: (t[0] + " ") * t[1]),  # very long lines (10k-200k characters)
 )
-odd_label = st.sampled_from(["007", "NA", "null", " b", "B", 3, 2.0, -1, 1.5, True, ["a"], {"x": 1}, None, ""])
+odd_label = st.sampled_from(["007", "NA", "null", " b", "B", 3, 2.0, -1, 1.5, True, ["a"], {"x": 1}, None, "",
+                             "$\\frac{$", "$^$", "50% $x$", "a\nb"])
 label = st.integers(0, 9).flatmap(lambda k: st.sampled_from(["a", "b", "c"]) if k < 7 else odd_label)
 row = st.tuples(text, label)
 messy = st.sampled_from([b"", b"   ", b"\xff\xfe", b"\xef\xbb\xbf{\"t\": \"bom\", \"l\": \"a\"}", b"{", b"[]", b"null", b"42",
@@ -40,6 +43,23 @@ def encode(x, nested: bool) -> bytes:
     if isinstance(x, bytes): return x
     t, l = x
     return json.dumps({"m": {"t": t, "l": l}, "t": 0} if nested else {"t": t, "l": l}, ensure_ascii=False).encode()
+
+
+DRAWN = []  # the label counts each publication drew
+
+
+@pytest.fixture(scope="module", autouse=True)
+def real_class_balance():
+    "A stand-in for the class-balance picture while the shards run (its bytes follow its input); the real one for the last test."
+    import finetune_nb.clean as C
+    real = C.class_balance
+    def stand_in(labels, path):
+        DRAWN.append(labels)
+        Path(path).write_bytes(json.dumps(labels, sort_keys=True).encode())
+        return Path(path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(C, "class_balance", stand_in)
+        yield real
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -82,3 +102,12 @@ def test_every_line_is_accounted_for_and_the_publication_is_exact(tmp_path_facto
 
     again = Path(publish_dataset(clean(s), d/"b").location)
     assert files_of(first) == files_of(again)  # the same seed publishes the same bytes
+
+
+def test_every_published_label_is_drawn_and_draws_the_same_bytes(real_class_balance, tmp_path):
+    seen = {l: c for labels in DRAWN for l, c in labels.items()} or {"$\\frac{$": {"read": 1, "train": 1, "test": 0}}
+    assert not DRAWN or any("$" in l for l in seen)  # the formula-like labels reached the picture
+    for chunk in range(0, len(seen), 40):
+        part = dict(list(seen.items())[chunk:chunk + 40])
+        a, b = real_class_balance(part, tmp_path/"a.png"), real_class_balance(part, tmp_path/"b.png")
+        assert a.read_bytes()[:4] == b"\x89PNG" and a.read_bytes() == b.read_bytes()

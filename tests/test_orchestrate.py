@@ -71,8 +71,8 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         reference_test=str(env["data"]), base_model="hf://acme/base", base_revision="v1", model_target=str(tmp_path/"m"),
         checkpoint_dir=str(tmp_path/"c"), epochs=3, max_length=128, train_batch_size=8, gradient_accumulation=2,
         learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4, eval_steps=10,
-        temperature_scaling=True, max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
-        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", predictions=str(tmp_path/"p.jsonl"),
+        temperature_scaling=True, label_issue_folds=3, max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
+        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", quantize=True, predictions=str(tmp_path/"p.jsonl"),
         license="cc-by-4.0", language=["en"])
     plan = make_plan(o, tmp_path/"run")
     assert not plan.errors and list(plan.steps) == ["clean", "train", "eval"]
@@ -85,10 +85,10 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         "train": dict(dataset=str(tmp_path/"d"), base_model="hf://acme/base", revision="v1", target=str(tmp_path/"m"),
                       output_dir=str(tmp_path/"c"), epochs=3, max_length=128, batch_size=8, gradient_accumulation=2,
                       learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4,
-                      temperature_scaling=True, eval_steps=10, max_train_samples=100, resume=True),
+                      temperature_scaling=True, label_issue_folds=3, eval_steps=10, max_train_samples=100, resume=True),
         "eval": dict(model=str(tmp_path/"m"), revision="", dataset=str(tmp_path/"d"), split="train", examples="",
                      text_field="body.text", label_field="intent", batch_size=24, top_k=2, max_samples=6,
-                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli"),
+                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli", quantize=True),
     }
     for step, cls in (("clean", CleanSettings), ("train", TrainSettings), ("eval", EvalSettings)):
         names = {f.name for f in fields(cls)}
@@ -355,6 +355,11 @@ def test_a_run_on_the_users_own_jsonl_fills_its_run_folder(finished, env):
     diagram = run/"eval"/"predictions.reliability.png"
     assert f"expected calibration error {test['fine_tuned']['ece']:.3f} (reliability diagram: `{diagram}`)" in summary
     assert diagram.read_bytes()[:4] == b"\x89PNG"
+    for picture in (run/"dataset"/"class_balance.png", run/"eval"/"predictions.confusion.png"):  # every plot, whatever the engine
+        assert picture.read_bytes()[:4] == b"\x89PNG" and f"`{picture}`" in summary, picture
+    issues = (run/"eval"/"label_issues.jsonl").read_text().splitlines()
+    assert f"**Label issues**: {len(issues)} of {test['rows']} labelled test rows" in summary
+    assert record["results"]["label_issues"] == {"rows": len(issues), "of": test["rows"]}
     assert [w for w in record["artefacts"]["wandb"] if "offline" in w]
     assert "step train" in (run/"run.log").read_text()
 

@@ -220,3 +220,36 @@ def test_a_production_papermill_run_skips_the_examples(data, tmp_path):
     assert example.outputs == [] and example.execution_count is not None  # it ran as a no-op
     assert (tmp_path/"model"/"config.json").is_file()  # the step itself did run
     assert any(o.get("output_type") == "display_data" for c in cells for o in c.get("outputs", []))  # and its plots
+
+
+def test_k_fold_label_issues_score_every_train_row_out_of_sample(data, tmp_path, monkeypatch):
+    import numpy as np
+    import finetune_nb.train as T
+    from finetune_nb.data import label_issues
+    seen = {}
+    def recording(labels, n_labels, fit_predict, folds, seed):
+        def fp(fit, held):
+            assert not set(fit) & set(held)  # a row is never scored by a model that trained on it
+            seen.setdefault("held", []).extend(held)
+            return fit_predict(fit, held)
+        seen["probs"] = out = real(labels, n_labels, fp, folds, seed)
+        seen["labels"] = list(labels)
+        return out
+    real = T.out_of_fold_probs
+    monkeypatch.setattr(T, "out_of_fold_probs", recording)
+    res, pub = run_train(settings(data, tmp_path, label_issue_folds=3))
+    n = res.info["rows"]["train"] + res.info["rows"]["validation"]  # the whole train split
+    assert sorted(seen["held"]) == list(range(n))  # each row held out exactly once
+    assert seen["probs"].shape == (n, 3) and np.allclose(seen["probs"].sum(1), 1, atol=1e-5)
+    info = json.loads((Path(pub.location)/"train_metrics.json").read_text())["label_issues"]
+    path = tmp_path/"checkpoints"/"label_issues_train.jsonl"
+    assert info["file"] == str(path) and (info["folds"], info["rows"]) == (3, n)
+    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    assert info["flagged"] == len(rows)
+    labels = ["card", "loan", "pin"]
+    split = load_clean_dataset(data["dataset"])["train"].to_pandas().set_index("id")
+    assert all(split.loc[r["id"], "text"] == r["text"] and split.loc[r["id"], "label"] == r["label"] for r in rows)
+    expected = label_issues([labels[i] for i in seen["labels"]], seen["probs"], labels)
+    assert len(expected) == len(rows)
+    with pytest.raises(ValueError, match=r"label_issue_folds must be 0 \(off\) or at least 2, got 1"):
+        settings(data, tmp_path, label_issue_folds=1)
