@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1
 
-.PHONY: setup demo test export lock clean-runs
+.PHONY: setup demo test docs export lock clean-runs
 
 # Creates or updates the environment; returns at once when it is up to date.
 setup:
@@ -19,6 +19,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The docs site, offline (no Quarto, no network): executes every notebook on its defaults, processes them as nbdev
+# does for Quarto, renders them with MkDocs into site/ (open site/index.html), then checks every page in headless
+# Chromium (Debian's `chromium`; skipped with a note where it is absent) and saves screenshots in site/_screenshots/.
+docs: setup
+	$(OFFLINE) NO_MKDOCS_2_WARNING=1 $(BIN)/python scripts/docs.py
 
 # Regenerate the package from the notebooks and strip notebook metadata (CI checks both leave no diff).
 export: setup
