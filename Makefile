@@ -24,7 +24,7 @@ test: setup
 # does for Quarto, renders them with MkDocs into site/ (open site/index.html), then checks every page in headless
 # Chromium (Debian's `chromium`; skipped with a note where it is absent) and saves screenshots in site/_screenshots/.
 docs: setup
-	$(OFFLINE) NO_MKDOCS_2_WARNING=1 $(BIN)/python scripts/docs.py
+	$(OFFLINE) $(BIN)/python scripts/docs.py
 
 # Regenerate the package from the notebooks and strip notebook metadata (CI checks both leave no diff).
 export: setup

@@ -44,11 +44,10 @@ def notebooks() -> list[Path]:
 def execute(dest: Path, reuse: Path | None = None) -> dict[str, Path]:
     "Each notebook executed on its defaults into `dest` (one already executed into `reuse` is taken as it is)."
     import papermill as pm
+    from fastcore.xtras import modified_env
     dest.mkdir(parents=True, exist_ok=True)
     done = {}
-    old = {k: os.environ.get(k) for k in OFFLINE}
-    os.environ.update(OFFLINE)
-    try:
+    with modified_env(**OFFLINE):
         for nb in tqdm(notebooks(), desc="executing notebooks", unit="nb"):
             out = dest/nb.name
             if reuse is not None and (reuse/nb.name).exists(): shutil.copy2(reuse/nb.name, out)
@@ -59,10 +58,6 @@ def execute(dest: Path, reuse: Path | None = None) -> dict[str, Path]:
                 except pm.PapermillExecutionError as e:
                     raise SystemExit(f"docs: {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
             done[nb.name] = out
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
     return done
 
 
@@ -193,7 +188,7 @@ def build(out: Path = SITE, reuse: Path | None = None, work: Path | None = None)
     (work/"mkdocs.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     print("==> rendering with MkDocs", flush=True)
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f", str(work/"mkdocs.yml")],
-                   check=True, cwd=work)
+                   check=True, cwd=work, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # no banner about MkDocs 2
     return Path(out)
 
 

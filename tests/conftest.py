@@ -64,3 +64,11 @@ def write_topic_rows(path: Path) -> Path:
     import json
     path.write_text("".join(json.dumps({"text": t.format(w), "label": lab}) + "\n" for lab, t in TOPICS.items() for w in WORDS))
     return path
+
+
+def docs_script():
+    "scripts/docs.py, the docs site's builder and browser check, as a module."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("docs", ROOT/"scripts"/"docs.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod

@@ -1,16 +1,10 @@
 """The docs site's browser check (scripts/docs.py `check`) finds what it promises to find, on a hand-made site."""
-import base64, importlib.util, io
+import base64, io
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-
-
-def _docs():
-    spec = importlib.util.spec_from_file_location("docs", ROOT/"scripts"/"docs.py")
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
+from conftest import docs_script
 
 
 def _png() -> str:
@@ -24,7 +18,7 @@ def _page(title: str, body: str) -> str:
 
 
 def test_check_reports_each_kind_of_problem(tmp_path):
-    docs = _docs()
+    docs = docs_script()
     if not docs.chromium(): pytest.skip("no Chromium: `apt-get install chromium` (Debian; .ci/run installs it)")
     site, good, broken = tmp_path/"site", _png(), base64.b64encode(b"\x89PNG\r\n\x1a\nnot really").decode()
     site.mkdir()

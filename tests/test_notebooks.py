@@ -5,13 +5,13 @@ in headless Chromium.
 The notebooks' cells hold the unit examples (`test_eq`, `test_fail`); a failing example fails its
 notebook's test here, with the failing cell's traceback in the message.
 """
-import importlib.util, os, re, shutil
+import os, re
 from pathlib import Path
 
 import papermill as pm
 import pytest
 
-from conftest import NBS, ROOT
+from conftest import NBS, docs_script
 
 PLOTS = {"01_clean.ipynb": 1, "02_train.ipynb": 1, "03_eval.ipynb": 1, "06_orchestrate.ipynb": 1}
 NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb") if not p.name.startswith("_"))
@@ -47,31 +47,20 @@ def test_notebook_runs(name, executed):
         assert len(images) >= PLOTS[name], f"{name}: {len(images)} figures"
 
 
-def _docs():
-    spec = importlib.util.spec_from_file_location("docs", ROOT/"scripts"/"docs.py")
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def site(executed, tmp_path_factory):
     "The docs site built as `make docs` builds it, from the notebooks executed above (any missing one is executed)."
-    docs, out = _docs(), tmp_path_factory.mktemp("site")/"site"
-    env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "NO_MKDOCS_2_WARNING": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try: docs.build(out, reuse=executed, work=out.parent/"work")
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+    docs, out = docs_script(), tmp_path_factory.mktemp("site")/"site"
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}.items(): mp.setenv(k, v)
+        docs.build(out, reuse=executed, work=out.parent/"work")
     return out
 
 
 @pytest.mark.slow
 def test_docs_site_builds(site):
     "A page per notebook and guide, named as Quarto names them; show_doc and prose rendered, no directive left."
-    docs = _docs()
+    docs = docs_script()
     pages = {p.name for p in site.glob("*.html")}
     want = {f"{docs.page_name(n)}.html" for n in NOTEBOOKS} | {f"{p.stem}.html" for p in NBS.glob("*.md")}
     assert want <= pages, sorted(want - pages)
@@ -90,7 +79,7 @@ def test_docs_site_builds(site):
 @pytest.mark.slow
 def test_docs_site_in_chromium(site):
     "Every page loads, every internal link and anchor resolves, no traceback, a plot on each step page; screenshots."
-    docs = _docs()
+    docs = docs_script()
     if not docs.chromium():
         pytest.skip("no Chromium: `apt-get install chromium` (Debian; .ci/run installs it), or set CHROMIUM=/path/to/chrome")
     report = docs.check(site)
