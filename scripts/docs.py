@@ -178,7 +178,6 @@ def build(out: Path = SITE, reuse: Path | None = None, work: Path | None = None)
     for md in NBS.glob("*.md"):  # the guides: their links to notebooks follow the notebooks' new names
         text = re.sub(r"\]\(([\w-]+)\.ipynb", lambda m: f"]({page_name(m.group(1))}.ipynb", md.read_text(encoding="utf-8"))
         (src/md.name).write_text(text, encoding="utf-8")
-    shutil.copy2(NBS/"styles.css", src/"styles.css")
     cfg = yaml.safe_load((ROOT/"mkdocs.yml").read_text())
     listed = {p for sec in cfg["nav"] for v in sec.values() for p in (v if isinstance(v, list) else [v])
               for p in (p.values() if isinstance(p, dict) else [p])}
