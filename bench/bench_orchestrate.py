@@ -1,4 +1,4 @@
-"""Benchmark of the orchestration step (06_orchestrate): what the `finetune-nb` command adds on top of the steps.
+"""Benchmark of the orchestration step (04_orchestrate): what the `finetune-nb` command adds on top of the steps.
 
     .venv/bin/python bench/bench_orchestrate.py
 

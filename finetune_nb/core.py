@@ -18,12 +18,12 @@ from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LABEL_FIELD', 'setting', 'public_name',
-           'public_settings', 'run_folder', 'flag', 'papermill_name', 'setting_names', 'setting_name',
-           'renamed_settings', 'SettingsError', 'check_settings', 'json_default', 'jsonl_line', 'hf_token', 'wandb_key',
-           'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger', 'RedactingFormatter',
-           'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions', 'DeviceInfo',
-           'detect_device', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target', 'Publication',
-           'hub_local_dir', 'StorageError', 'storage_error', 'publishing', 'sample_data']
+           'public_settings', 'project_root', 'runs_root', 'run_folder', 'flag', 'papermill_name', 'setting_names',
+           'setting_name', 'renamed_settings', 'SettingsError', 'check_settings', 'json_default', 'jsonl_line',
+           'hf_token', 'wandb_key', 'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger',
+           'RedactingFormatter', 'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions',
+           'DeviceInfo', 'detect_device', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target',
+           'Publication', 'hub_local_dir', 'StorageError', 'storage_error', 'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -50,9 +50,29 @@ def public_settings(settings: dict) -> dict:
     "`settings` (a dataclass as a dict) with every local path reduced to its name: what a card or a Hub repo may show."
     return {k: (public_name(v) if isinstance(v, str) else v) for k, v in settings.items()}
 
+def project_root(
+    start: str | Path | None = None,  # where to look from (default: the working directory)
+) -> Path | None:
+    "The finetune_nb checkout holding `start`: the nearest folder at or above it with this project's `pyproject.toml` and `nbs/`."
+    import tomllib
+    start = Path(start or Path.cwd()).expanduser().resolve()
+    for d in (start, *start.parents):
+        if not ((d/"pyproject.toml").is_file() and (d/"nbs").is_dir()): continue
+        try: name = tomllib.loads((d/"pyproject.toml").read_text(encoding="utf-8")).get("project", {}).get("name")
+        except (OSError, ValueError): continue
+        if name == "finetune-nb": return d
+    return None
+
+def runs_root(
+    start: str | Path | None = None,  # where the run starts (default: the working directory)
+) -> Path:
+    "Where run folders go by default: `runs/` at the top of the finetune_nb checkout holding `start`, else `./runs` (absolute)."
+    root = project_root(start)
+    return root/"runs" if root else Path(start or Path.cwd()).expanduser().absolute()/"runs"
+
 def run_folder(step: str) -> Path:
-    "A fresh folder name for a run on defaults: `runs/<YYYYmmdd-HHMMSS>-<step>` under the working directory."
-    return Path("runs")/f"{time.strftime('%Y%m%d-%H%M%S')}-{step}"
+    "A fresh folder name for a run on defaults: `<runs_root()>/<YYYYmmdd-HHMMSS>-<step>`."
+    return runs_root()/f"{time.strftime('%Y%m%d-%H%M%S')}-{step}"
 
 # %% ../nbs/00_core.ipynb #42b8bb3d
 _NAMING: ContextVar[Callable[[str], str]] = ContextVar("finetune_nb_setting_names", default=lambda name: name)
@@ -424,8 +444,8 @@ class Publication:
 
 # %% ../nbs/00_core.ipynb #b12e6a75
 def hub_local_dir(t: Target) -> Path:
-    "Where the local copy of a Hub target goes by default: `runs/hub/<kind>s/<user>/<name>` under the working directory."
-    return Path("runs")/"hub"/f"{t.repo_type}s"/t.repo_id
+    "Where the local copy of a Hub target goes by default: `<runs_root()>/hub/<kind>s/<user>/<name>`."
+    return runs_root()/"hub"/f"{t.repo_type}s"/t.repo_id
 
 class StorageError(OSError):
     "A write that failed for want of room or rights, said with the path, what is intact, and what to do."

@@ -20,7 +20,7 @@ from .card import model_card, public_info
 from .plots import learning_curves
 from .core import (Publication, storage_error, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
-                              set_seed, set_threads, setting)
+                              runs_root, set_seed, set_threads, setting)
 
 logger = get_logger(__name__)
 
@@ -208,7 +208,7 @@ class TrainResult:
 def _checkpoint_dir(s: TrainSettings, target: str) -> Path:
     if s.output_dir: return Path(s.output_dir)
     t = parse_target(target, repo_type="model")
-    return t.path.parent/"checkpoints" if not t.is_hub else Path("runs")/"checkpoints"/t.repo_id
+    return t.path.parent/"checkpoints" if not t.is_hub else runs_root()/"checkpoints"/t.repo_id
 
 # %% ../nbs/02_train.ipynb #a6acecd1
 def _log_progress_callback():

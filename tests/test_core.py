@@ -119,7 +119,7 @@ def test_hub_publish_uploads_and_keeps_local_copy(hub, tmp_path):
     pub = publish_version("hf://datasets/ada/clean", 1)
     assert sorted(hub.files("hf://datasets/ada/clean")) == ["v1_a.txt", "v1_b.txt", "v1_c.txt"]
     assert pub.commit == hub.head("dataset", "ada/clean") and pub.commit in pub.location
-    assert pub.local_dir == Path("runs/hub/datasets/ada/clean") and versions(tmp_path/pub.local_dir) == {"v1"}
+    assert pub.local_dir == tmp_path/"runs/hub/datasets/ada/clean" and versions(pub.local_dir) == {"v1"}  # cwd tmp_path: ./runs
     assert not hub.repos[("dataset", "ada/clean")]["private"]
 
 
@@ -154,7 +154,7 @@ def test_hub_upload_retries_transient_5xx(hub):
 
 def test_hub_failed_upload_keeps_the_artefact_and_names_no_token(hub, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", READ)  # may read, may not write
-    with pytest.raises(RuntimeError, match="kept at runs/hub/models/ada/clf") as e:
+    with pytest.raises(RuntimeError, match=f"kept at {tmp_path/'runs/hub/models/ada/clf'}") as e:
         publish_version("hf://ada/clf", 1)
     assert READ not in str(e.value) and e.value.__cause__ is None and e.value.__suppress_context__
     assert versions(tmp_path/"runs/hub/models/ada/clf") == {"v1"}

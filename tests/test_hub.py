@@ -92,7 +92,7 @@ def test_uploads_are_retried_and_after_the_last_failure_the_local_copy_is_kept_w
     code, _, err = run(capsys, [*argv, "--dataset-target", "hf://datasets/ada/e", "--name", "down"])
     assert code == 1 and "upload to hf://datasets/ada/e failed" in err
     local = tmp_path/"runs"/"hub"/"datasets"/"ada"/"e"
-    assert f"hf upload ada/e {Path('runs/hub/datasets/ada/e')} --repo-type dataset" in err and (local/"README.md").is_file()
+    assert f"hf upload ada/e {local} --repo-type dataset" in err and (local/"README.md").is_file()  # cwd tmp_path: ./runs
 
 
 def test_a_token_that_loses_its_rights_mid_run_keeps_the_local_copy(base, hub, tmp_path, capsys, monkeypatch):
@@ -103,7 +103,7 @@ def test_a_token_that_loses_its_rights_mid_run_keeps_the_local_copy(base, hub, t
         return real(*a, **k)
     monkeypatch.setattr(O, "run_clean", revoked)
     code, _, err = run(capsys, [*quick(base, tmp_path), "--stop-after", "clean", "--dataset-target", "hf://datasets/ada/d"])
-    assert code == 1 and "upload to hf://datasets/ada/d failed" in err and "kept at runs/hub/datasets/ada/d" in err
+    assert code == 1 and "upload to hf://datasets/ada/d failed" in err and f"kept at {tmp_path/'runs/hub/datasets/ada/d'}" in err
     assert WRITE not in err
 
 

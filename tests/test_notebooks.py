@@ -13,7 +13,7 @@ import pytest
 
 from conftest import NBS, docs_script
 
-PLOTS = {"01_clean.ipynb": 1, "02_train.ipynb": 1, "03_eval.ipynb": 1, "06_orchestrate.ipynb": 1}
+PLOTS = {"01_clean.ipynb": 1, "02_train.ipynb": 1, "03_eval.ipynb": 1, "04_orchestrate.ipynb": 1}
 NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb") if not p.name.startswith("_"))
 
 

@@ -1,6 +1,6 @@
 """The whole pipeline through `finetune-nb` / `main()`: preflight, flags and config, exit codes, run folder, no token leaks.
 
-Unit examples live in nbs/04_plan, 05_preflight and 06_orchestrate.ipynb; these run the command end to end on a tiny DeBERTa-v2.
+Unit examples live in nbs/04a_plan, 04b_preflight and 04_orchestrate.ipynb; these run the command end to end on a tiny DeBERTa-v2.
 """
 import json, os, subprocess, sys
 from dataclasses import asdict, fields
@@ -59,7 +59,7 @@ def run_main(capsys, argv) -> tuple[int, str, str]:
 # --- settings, flags and config ---------------------------------------------------------------------
 
 def test_parameters_cell_mirrors_the_settings_dataclass():
-    assert_parameters_mirror("06_orchestrate.ipynb", OrchestrateSettings)
+    assert_parameters_mirror("04_orchestrate.ipynb", OrchestrateSettings)
 
 
 def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
@@ -470,10 +470,10 @@ def test_when_cleaning_fails_on_the_main_process_the_others_stop_too(tmp_path):
 
 @pytest.mark.slow
 def test_the_notebook_runs_the_pipeline_on_the_users_own_jsonl(env, tmp_path):
-    "papermill nbs/06_orchestrate.ipynb with the user's file and field names: the same run, as a notebook."
+    "papermill nbs/04_orchestrate.ipynb with the user's file and field names: the same run, as a notebook."
     import papermill as pm
     out = tmp_path/"tickets.ipynb"
-    pm.execute_notebook(str(NBS/"06_orchestrate.ipynb"), str(out), cwd=str(NBS), kernel_name="python3", progress_bar=False,
+    pm.execute_notebook(str(NBS/"04_orchestrate.ipynb"), str(out), cwd=str(NBS), kernel_name="python3", progress_bar=False,
                         parameters=dict(dataset=str(env["data"]), text_field="body.text", label_field="intent",
                                         base_model=str(env["base"]), epochs=1.0, train_batch_size=4, val_size=0.2,
                                         test_size=0.25, near_dup_threshold=1.0, threads=1, runs_dir=str(tmp_path/"runs"),
@@ -566,7 +566,7 @@ def test_papermill_names_the_parameters(env, tmp_path):
                             parameters=dict(dataset=str(tmp_path/"nowhere"), batch_size=0, epochs=0.0))
     assert "invalid train settings: -p epochs must be > 0, got 0.0; -p batch_size must be > 0, got 0" in e.value.evalue
     with pytest.raises(pm.PapermillExecutionError) as e:
-        pm.execute_notebook(str(NBS/"06_orchestrate.ipynb"), str(tmp_path/"o.ipynb"), cwd=str(NBS), kernel_name="python3",
+        pm.execute_notebook(str(NBS/"04_orchestrate.ipynb"), str(tmp_path/"o.ipynb"), cwd=str(NBS), kernel_name="python3",
                             progress_bar=False, parameters=dict(dataset=str(env["data"]), text_field="body.text", label_field="intent",
                                                                 train_batch_size=0, runs_dir=str(tmp_path/"runs")))
     assert "train settings: -p train_batch_size must be > 0, got 0" in e.value.evalue
