@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1
 
-.PHONY: setup demo test docs export lock clean-runs
+.PHONY: setup demo test docs lab export lock clean-runs
 
 # Creates or updates the environment; returns at once when it is up to date.
 setup:
@@ -18,13 +18,19 @@ demo: setup
 	$(OFFLINE) $(BIN)/finetune-nb --name demo --engine papermill
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The docs site, offline (no Quarto, no network): executes every notebook on its defaults, processes them as nbdev
 # does for Quarto, renders them with MkDocs into site/ (open site/index.html), then checks every page in headless
 # Chromium (Debian's `chromium`; skipped with a note where it is absent) and saves screenshots in site/_screenshots/.
 docs: setup
 	$(OFFLINE) $(BIN)/python scripts/docs.py
+
+# The JupyterLab step-through, checked in a real browser: JupyterLab headless on a copy of the project, each step notebook
+# (01_clean, 02_train, 03_eval, 04_orchestrate) opened in Chromium, Run All from the menu; no error output, every plot shown,
+# progress bars, run folders in the copy's runs/. Screenshots and report.json in build/lab/. (`make test` runs it too.)
+lab: setup
+	$(OFFLINE) $(BIN)/python scripts/lab.py
 
 # Regenerate the package from the notebooks and strip notebook metadata (CI checks both leave no diff).
 export: setup

@@ -71,8 +71,13 @@ def runs_root(
     return root/"runs" if root else Path(start or Path.cwd()).expanduser().absolute()/"runs"
 
 def run_folder(step: str) -> Path:
-    "A fresh folder name for a run on defaults: `<runs_root()>/<YYYYmmdd-HHMMSS>-<step>`."
-    return runs_root()/f"{time.strftime('%Y%m%d-%H%M%S')}-{step}"
+    "A new folder for a run on defaults, made now: `<runs_root()>/<YYYYmmdd-HHMMSS>-<step>` (`-2`, `-3`... for runs in one second)."
+    base = runs_root()/f"{time.strftime('%Y%m%d-%H%M%S')}-{step}"
+    for k in range(1, 10_000):
+        path = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        try: path.mkdir(parents=True); return path  # made, not merely looked for: two processes never share a folder
+        except FileExistsError: continue
+    raise FileExistsError(f"{base}: 10,000 runs in one second")
 
 # %% ../nbs/00_core.ipynb #42b8bb3d
 _NAMING: ContextVar[Callable[[str], str]] = ContextVar("finetune_nb_setting_names", default=lambda name: name)

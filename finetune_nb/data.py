@@ -322,7 +322,9 @@ def label_issues(
     if len(y) < 2 or len(set(y)) < 2: return pd.DataFrame(columns=cols)  # nothing to estimate confusions from
     with warnings.catch_warnings():  # labels absent from these rows are expected (a small test split)
         warnings.simplefilter("ignore")
-        flagged = find_label_issues(y, p, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence", n_jobs=1)
+        flagged = np.flatnonzero(find_label_issues(y, p, filter_by="prune_by_noise_rate", n_jobs=1))
+    score = p[flagged, y[flagged]].round(6)
+    flagged = flagged[np.lexsort((ids[flagged], score))]  # most suspect first: the lowest given-label score, ties by id
     best = p[flagged].argmax(axis=1)
     return pd.DataFrame({"rank": np.arange(1, len(flagged) + 1), "id": ids[flagged],
                          "text": None if texts is None else np.asarray(texts, dtype=object)[flagged],

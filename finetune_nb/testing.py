@@ -32,18 +32,20 @@ def sample_texts() -> list[str]:
 
 def train_tokenizer(
     texts: Sequence[str] | None = None,  # corpus; default: the bundled sample's texts
-    vocab_size: int = 800,  # WordPiece vocabulary size, special tokens included
+    vocab_size: int = 800,  # vocabulary size, special tokens included (more if the characters alone need more)
     model_max_length: int = 512,  # longest input the tokenizer declares
 ):
-    "A lower-casing WordPiece `PreTrainedTokenizerFast` trained on `texts`, with BERT-style `[CLS] a [SEP] b [SEP]` pairs."
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    "A lower-casing WordPiece `PreTrainedTokenizerFast` made from `texts` (the same for the same texts), with BERT-style pairs."
+    from collections import Counter
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(texts if texts is not None else sample_texts(),
-                            trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS))
+    norm, pre = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for t in (texts if texts is not None else sample_texts()) for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    vocab = list(dict.fromkeys([*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]))
+    vocab += [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if w not in set(vocab)][:max(0, vocab_size - len(vocab))]
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = norm, pre, decoders.WordPiece()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])

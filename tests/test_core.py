@@ -62,7 +62,7 @@ def test_readers_never_see_a_mix(tmp_path):
     if not core._exchange(tmp_path, tmp_path): pytest.skip("no renameat2(RENAME_EXCHANGE) here")
     dest = tmp_path/"data"
     publish_version(dest, 0)
-    seen, bad, stop = set(), [], threading.Event()
+    seen, bad, stop, reading = set(), [], threading.Event(), threading.Event()
 
     def read():
         while not stop.is_set():
@@ -70,14 +70,18 @@ def test_readers_never_see_a_mix(tmp_path):
             v = {n.split("_")[0] for n in names}
             seen.update(v)
             if len(v) > 1: bad.append(names)
+            reading.set()
 
     reader = threading.Thread(target=read); reader.start()
     try:
-        for n in range(1, 40): publish_version(dest, n)
+        assert reading.wait(10)  # the reader is reading before the first swap
+        for n in range(1, 400):  # until the reader has seen a second version (or 400 swaps)
+            publish_version(dest, n)
+            if n >= 40 and len(seen) > 1: break
     finally:
         stop.set(); reader.join()
     assert not bad, bad[:3]
-    assert len(seen) > 1
+    assert len(seen) > 1  # it read while versions were swapped in: the check above was not vacuous
 
 
 def test_refusals_happen_before_any_work(tmp_path):

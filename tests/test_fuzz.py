@@ -4,7 +4,7 @@ strings, very long lines, emoji and right-to-left text, texts equal only after N
 non-integral float labels, labels that look like formulas to matplotlib. For each: train + test + ledger = the input's
 lines, the published splits come back exactly through `datasets.load_dataset`, and cleaning it again with the same seed
 publishes byte-identical files. The class-balance picture (0.2 s, twice a file) is drawn by a stand-in that records its
-input; every label the shards published is then drawn for real, twice, to the same bytes."""
+input; every kind of label the shards publish is then drawn for real, twice, to the same bytes."""
 import json, os
 from pathlib import Path
 
@@ -105,8 +105,15 @@ def test_every_line_is_accounted_for_and_the_publication_is_exact(tmp_path_facto
 
 
 def test_every_published_label_is_drawn_and_draws_the_same_bytes(real_class_balance, tmp_path):
-    seen = {l: c for labels in DRAWN for l, c in labels.items()} or {"$\\frac{$": {"read": 1, "train": 1, "test": 0}}
-    assert not DRAWN or any("$" in l for l in seen)  # the formula-like labels reached the picture
+    "Every kind of label the shards publish (formula-like ones too), from a publication of this test's own, drawn for real twice."
+    kinds = ["a", "b", "c", "007", "NA", "null", " b", "B", 3, 2.0, -1, 1.5, "$\\frac{$", "$^$", "50% $x$", "a\nb"]
+    rows = [{"t": f"text {w} {i}", "l": l} for i, l in enumerate(kinds) for w in ("alpha", "bravo", "charlie", "delta", "echo")]
+    (tmp_path/"raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    DRAWN.clear()
+    publish_dataset(clean(CleanSettings(input_path=str(tmp_path/"raw.jsonl"), text_field="t", label_field="l",
+                                        near_dup_threshold=1.0)), tmp_path/"published")
+    (seen,) = DRAWN  # what the publication drew: every label kind, with its counts
+    assert len(seen) == len(kinds) - 1 and {"$\\frac{$", "$^$", "50% $x$"} <= set(seen)  # 1.5 is no label: in the ledger
     for chunk in range(0, len(seen), 40):
         part = dict(list(seen.items())[chunk:chunk + 40])
         a, b = real_class_balance(part, tmp_path/"a.png"), real_class_balance(part, tmp_path/"b.png")

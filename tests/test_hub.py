@@ -30,9 +30,6 @@ def hub(monkeypatch, tmp_path, no_secrets):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path/"datasets-cache"))
     import datasets.config as D
     monkeypatch.setattr(D, "HF_DATASETS_CACHE", tmp_path/"datasets-cache")
-    for name in ("HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT"):  # the client gives up after 1 s; the stub's timeouts last 3
-        monkeypatch.setenv(name, "1")
-        monkeypatch.setattr(C, name, 1)
     monkeypatch.chdir(tmp_path)
     with HubStub({WRITE: ("ada", "write"), READ: ("ada", "read")}) as stub: yield stub
 
@@ -75,8 +72,12 @@ def test_the_whole_pipeline_round_trips_through_the_hub(base, hub, tmp_path, cap
 
 
 @pytest.mark.parametrize("fault", [503, "timeout"])
-def test_downloads_are_retried_through_5xx_and_timeouts(base, hub, tmp_path, fault):
+def test_downloads_are_retried_through_5xx_and_timeouts(base, hub, tmp_path, fault, monkeypatch):
+    import huggingface_hub.constants as C
     from finetune_nb.clean import CleanSettings, clean, publish_dataset
+    for name in ("HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT"):  # here the client gives up after 1 s; the stub's timeouts last 3
+        monkeypatch.setenv(name, "1")                              # (elsewhere the default 10 s: a busy machine is no fault)
+        monkeypatch.setattr(C, name, 1)
     raw = write_topic_rows(tmp_path/"t.jsonl")
     publish_dataset(clean(CleanSettings(input_path=str(raw), label_field="label", near_dup_threshold=1.0)), "hf://datasets/ada/d")
     hub.fail_downloads, hub.fail_status = 2, fault

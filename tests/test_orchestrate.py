@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NBS, TOPICS, WORDS, assert_parameters_mirror
+from conftest import KERNELS, NBS, TOPICS, WORDS, assert_parameters_mirror
 from finetune_nb import orchestrate, plan, preflight
 from finetune_nb.clean import CleanSettings
 from finetune_nb.evaluation import EvalSettings
@@ -262,7 +262,7 @@ def test_a_python3_kernel_of_another_interpreter_is_a_preflight_problem(interpre
     argv = [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path/"runs"), "--engine", "papermill", "--dry-run"]
     code, _, err = run_main(capsys, argv)
     assert code == 2 and f"the Jupyter kernel 'python3' starts {interpreter}, not this environment's" in err
-    monkeypatch.delenv("JUPYTER_PATH")
+    monkeypatch.setenv("JUPYTER_PATH", str(KERNELS))  # this environment's python3 kernel (conftest)
     assert run_main(capsys, argv)[0] == 0
 
 
