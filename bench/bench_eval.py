@@ -41,7 +41,7 @@ t0 = time.perf_counter()
 texts = [json.loads(l)["text"] for l in open({test!r})]
 model, case = {model!r}, {case!r}
 if case.startswith("finetune_nb"):
-    from finetune_nb.evaluation import Classifier
+    from finetune_nb.predict import Classifier
     clf = Classifier(model, device="cpu", quantize=case.endswith("int8"))
     top, _ = clf.predict(texts, top_k=3, batch_size=64, keep_probs=case == "finetune_nb")
     if case == "finetune_nb":

@@ -37,7 +37,7 @@ tlog.set_verbosity_error()
 def peak_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
 def test_scores(model_dir, test_csv):
     "Accuracy and macro-F1 on the test file; the same scorer for every run."
-    from finetune_nb.evaluation import Classifier
+    from finetune_nb.predict import Classifier
     from sklearn.metrics import accuracy_score, f1_score
     df = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
     top, _ = Classifier(model_dir, device="cpu").predict(df.text.tolist(), top_k=1, batch_size=64)

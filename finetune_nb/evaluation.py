@@ -1,4 +1,4 @@
-"""Step 3: batched top-k predictions of a published model on held-out data, top-1/2/3 accuracy, one JSONL record per example, and a zero-shot baseline.
+"""Step 3: a published model's top-k predictions on held-out data, top-1/2/3 accuracy, one JSONL record per example, calibration, label issues and a zero-shot baseline — the predictor, the records, the metrics and the reports composed.
 
 Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 
@@ -7,28 +7,28 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 # %% ../nbs/03_eval.ipynb #b5b97176
 from __future__ import annotations
 
-import functools, hashlib, json, os, re, time, warnings
+import json, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import (MAX_LENGTH, MissingFieldError, calibration, effective_max_length, label_issues, load_clean_dataset,
-                              read_jsonl, safe_weights)
+from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, get_logger,
+                              json_default, library_versions, parse_target, run_folder, set_threads, setting, setting_name,
+                              switch_on)
+from .data import MissingFieldError, load_clean_dataset, read_jsonl
+from .metrics import probable_label_errors, top1_calibration, topk_metrics
 from .plots import confusion_png, reliability_diagram
-from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, detect_device,
-                              get_logger, init_wandb, json_default, jsonl_line, library_versions, parse_target, public_name,
-                              redact, run_folder, set_threads, setting, setting_name, storage_error, switch_on)
+from .predict import Classifier, zero_shot_top
+from .records import (append_probs, append_records, check_metrics_file, example_record, kept_probs, open_output,
+                                 read_records, write_jsonl)
+from .reports import hub_repo_id, log_to_wandb, metrics_table, update_card, update_hub_card
 
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EvalSettings', 'Classifier', 'correct_at_k', 'topk_metrics', 'worst_examples', 'load_rows', 'check_labels',
-           'read_records', 'open_output', 'append_records', 'EvalResult', 'append_probs', 'probable_label_errors',
-           'write_jsonl', 'evaluate', 'check_metrics_file', 'zero_shot_metrics', 'metrics_table', 'eval_results',
-           'card_with_metrics', 'update_card', 'update_hub_card', 'log_to_wandb', 'hub_repo_id', 'run_eval']
+__all__ = ['logger', 'EvalSettings', 'load_rows', 'check_labels', 'EvalResult', 'scores_of', 'evaluate', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -70,117 +70,6 @@ class EvalSettings:
             self.revision = rev
         check_settings(self, "eval settings", errors)
 
-# %% ../nbs/03_eval.ipynb #521339bb
-class Classifier:
-    "A fine-tuned text classifier: `predict(texts, top_k)` gives the top-k labels and scores of each text."
-    def __init__(
-        self,
-        model: str,  # folder, Hub id, or hf://user/name
-        revision: str | None = None,  # Hub branch, tag or commit
-        device: str | None = None,  # 'cuda', 'mps' or 'cpu'; None: the best available
-        max_length: int = MAX_LENGTH,  # longest input in tokens (capped by the length the model was trained at)
-        quantize: bool = False,  # CPU only: int8 dynamic quantisation of the linear layers (faster, slightly different scores)
-    ):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        if model.startswith("hf://"): self.name = parse_target(model, repo_type="model").repo_id
-        else: self.name = str(Path(model).resolve()) if Path(model).is_dir() else model
-        self.revision = revision or None
-        self.tokenizer = AutoTokenizer.from_pretrained(self.name, revision=self.revision, trust_remote_code=False)
-        with safe_weights(model):  # never a repo's own code, never a pickle that is more than tensors
-            self.model = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision,
-                                                                            trust_remote_code=False).eval()
-        self.device = torch.device(detect_device(device).type)
-        self.model.to(self.device)
-        self.quantized = quantize and self.device.type == "cpu"
-        if quantize and not self.quantized: logger.warning("quantize: int8 dynamic quantisation runs on the CPU only; %s keeps "
-                                                           "the full-precision model", self.device.type)
-        if self.quantized:
-            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-            with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-                warnings.simplefilter("ignore")  # per-channel scales: top-1 agreement 0.972 on banking77 (bench/results/eval.md), per-tensor 0.949
-                self.model = quantize_dynamic(self.model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-        cfg = self.model.config
-        self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
-        self.max_length = effective_max_length(self.tokenizer, cfg, max_length)
-        self.cut = np.zeros(0, dtype=bool)  # which texts of the last `predict` were longer than `max_length`
-        self.probs = np.zeros((0, len(self.labels)), dtype=np.float32)  # every label's score, when `predict` keeps them
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        "What identifies these weights: the Hub commit, or a hash of a local folder's config and weights."
-        if commit := getattr(self.model.config, "_commit_hash", None): return commit + ("+int8" if self.quantized else "")
-        h, folder = hashlib.sha256(), Path(self.name)
-        for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder/"config.json"]:
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
-        return "sha256:" + h.hexdigest()[:16] + ("+int8" if self.quantized else "")
-
-    def encode(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
-        "Token ids of each text, cut at `max_length` as in training, and which texts were cut."
-        ids = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
-        cut = np.array([len(x) > self.max_length for x in ids], dtype=bool)
-        if cut.any():
-            long = np.nonzero(cut)[0]
-            for i, x in zip(long, self.tokenizer([texts[i] for i in long], truncation=True, max_length=self.max_length)["input_ids"]):
-                ids[i] = x
-        return ids, cut
-
-    def predict(
-        self,
-        texts: list[str],
-        top_k: int = 3,  # labels kept per text (at most the number of labels)
-        batch_size: int = 64,
-        progress: bool = False,  # show a progress bar
-        keep_probs: bool = False,  # also keep every label's score in `self.probs` (a row per text, input order)
-    ) -> tuple[list[list[str]], np.ndarray]:
-        "Top-k labels (best first) and their softmax scores for each text, in input order."
-        import torch
-        k = min(top_k, len(self.labels))
-        enc, self.cut = self.encode(texts)
-        order = np.argsort([len(x) for x in enc], kind="stable")
-        top_ids, top_scores = np.zeros((len(enc), k), dtype=np.int64), np.zeros((len(enc), k), dtype=np.float32)
-        self.probs = np.zeros((len(enc) if keep_probs else 0, len(self.labels)), dtype=np.float32)
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch_size), desc="predicting", unit="batch", disable=not progress, leave=False):
-                idx = order[start:start + batch_size]
-                batch = self.tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(self.device)
-                probs = self.model(**batch).logits.float().softmax(-1)
-                s, i = probs.topk(k, dim=-1)
-                top_scores[idx], top_ids[idx] = s.cpu().numpy(), i.cpu().numpy()
-                if keep_probs: self.probs[idx] = probs.cpu().numpy()
-        return [[self.labels[j] for j in row] for row in top_ids], top_scores
-
-# %% ../nbs/03_eval.ipynb #b1cd8a59
-def correct_at_k(true: list[str], top: list[list[str]], k: int) -> np.ndarray:
-    "1 where the true label is among the first `k` predictions, else 0."
-    return np.array([t in row[:k] for t, row in zip(true, top)], dtype=np.int64)
-
-def topk_metrics(true: list[str], top: list[list[str]], labels: list[str], top_k: int = 3) -> dict:
-    "Top-1..k accuracy, macro/micro-F1 of the top-1, a per-class report and a confusion matrix."
-    from sklearn.metrics import classification_report, confusion_matrix, f1_score
-    pred = [row[0] for row in top]
-    out = {f"top{k}_accuracy": float(correct_at_k(true, top, k).mean()) for k in range(1, top_k + 1)}
-    out["macro_f1"] = float(f1_score(true, pred, labels=labels, average="macro", zero_division=0))
-    out["micro_f1"] = float(f1_score(true, pred, labels=labels, average="micro", zero_division=0))
-    out["per_class"] = classification_report(true, pred, labels=labels, output_dict=True, zero_division=0)
-    out["confusion_matrix"] = {"labels": labels, "matrix": confusion_matrix(true, pred, labels=labels).tolist()}
-    return out
-
-# %% ../nbs/03_eval.ipynb #0fe44803
-def worst_examples(
-    records: pd.DataFrame,  # one row per example, with `correct@k` flags, as `evaluate` returns them
-    n: int = 8,  # rows to return
-) -> pd.DataFrame:
-    "The labelled rows the model got most wrong: the true label outside the widest top-k first, then the most confident."
-    flags = sorted((c for c in records.columns if c.startswith("correct@")), key=lambda c: int(c.split("@")[1]))
-    if not flags: return records.head(0)  # no labelled rows: nothing is wrong
-    rows = records[records[flags[0]].notna()]
-    confidence = rows["top_scores"].map(lambda s: s[0])
-    order = rows.assign(_c=confidence).sort_values([flags[-1], flags[0], "_c", "id"], ascending=[True, True, False, True])
-    return order.drop(columns="_c").head(n)
-
 # %% ../nbs/03_eval.ipynb #5d7ddf51
 def load_rows(s: EvalSettings, dataset: str = "") -> tuple[pd.DataFrame, dict]:
     "The rows to evaluate (`id`, `text`, `label` or None) and a note of where they came from and what was skipped."
@@ -213,37 +102,6 @@ def check_labels(df: pd.DataFrame, known: list[str]):
     if unknown: raise ValueError(f"labels the model does not know: {unknown[:20]} ({len(unknown)} labels, "
                                  f"{int(df['label'].isin(unknown).sum())} rows); the model knows {known[:20]}")
 
-# %% ../nbs/03_eval.ipynb #03cc52d8
-def read_records(path: Path) -> list[dict]:
-    "The complete records of a predictions file; a half-written last line is cut off the file."
-    if not path.exists(): return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        logger.warning("%s: cutting a half-written last line (%d bytes)", path, len(data) - end)
-        with open(path, "r+b") as f: f.truncate(end)
-    return [json.loads(l) for l in data[:end].decode("utf-8").split("\n") if l.strip()]
-
-def open_output(path: Path, model: str, fingerprint: str, overwrite: bool = False) -> dict[int, dict]:
-    "Records already in `path` by row id; refuses a file written by another model unless `overwrite`."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite and path.exists(): path.unlink()
-    records = read_records(path)
-    others = {(r.get("model"), r.get("fingerprint")) for r in records} - {(model, fingerprint)}
-    if others: raise FileExistsError(
-        f"{path} holds predictions of another model ({sorted(others)[0][0]} {sorted(others)[0][1]}); pass {switch_on('overwrite')} "
-        f"to replace them, or choose another {setting_name('output')}")
-    return {r["id"]: r for r in records}
-
-def append_records(path: Path, records: list[dict]):
-    "Append `records` as whole JSON lines and flush them to disk."
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(jsonl_line(r) for r in records))
-            f.flush(); os.fsync(f.fileno())
-    except OSError as e:  # a full disk: the whole records stay, a half-written line is cut off when the run resumes
-        raise storage_error(e, path, "the records written before are kept, and a rerun predicts only the rest") from None
-
 # %% ../nbs/03_eval.ipynb #0a4927a4
 @dataclass
 class EvalResult:
@@ -253,37 +111,19 @@ class EvalResult:
     output: Path  # the JSONL file; metrics.json is beside it
 
 # %% ../nbs/03_eval.ipynb #2f20c253
-def append_probs(path: Path, part: pd.DataFrame, clf: Classifier):
-    "Append every label's score of `part`'s labelled rows (from `clf`'s last `predict`) to `path`."
-    keep = part["label"].notna().to_numpy()
-    append_records(path, [{"id": int(i), "fingerprint": clf.fingerprint, "probs": [round(float(x), 6) for x in p]}
-                          for i, p in zip(part["id"][keep], clf.probs[keep])])
-
-def probable_label_errors(clf: Classifier, labelled: pd.DataFrame, probs_file: Path, batch_size: int = 64) -> pd.DataFrame:
-    "`label_issues` of the labelled records, from every label's score in `probs_file` (predicting any row it lacks)."
-    have = {r["id"]: r["probs"] for r in read_records(probs_file) if r.get("fingerprint") == clf.fingerprint}
+def scores_of(
+    clf: Classifier,  # the model evaluated
+    labelled: pd.DataFrame,  # its labelled records (`id`, `text`)
+    probs_file: Path,  # the scores kept beside the records
+    batch_size: int = 64,
+) -> dict[int, list[float]]:
+    "Every label's score of each labelled row, by id: those kept in `probs_file`, and any it lacks predicted now (and kept)."
+    have = kept_probs(probs_file, clf.fingerprint)
     if len(missing := labelled[~labelled["id"].isin(list(have))]):  # a kill between the two appends, or an older predictions file
         clf.predict(missing["text"].tolist(), 1, batch_size, keep_probs=True)
-        append_probs(probs_file, missing, clf)
+        append_probs(probs_file, missing["id"], clf.probs, clf.fingerprint)
         have.update(zip(missing["id"].tolist(), clf.probs.round(6).tolist()))
-    probs = np.array([have[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(clf.labels))
-    return label_issues(labelled["label"].tolist(), probs, clf.labels, labelled["id"].tolist(), labelled["text"].tolist())
-
-def write_jsonl(path: Path, records: list[dict]):
-    "Write `records` as a whole new JSON Lines file (a temporary file renamed over `path`)."
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text("".join(jsonl_line(r) for r in records), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e: raise storage_error(e, path, "the predictions and metrics are kept; a rerun writes it again") from None
-
-def _record(row, labels, scores, top_k, model, fingerprint, revision=None, cut=False) -> dict:
-    label = None if pd.isna(row.label) else row.label
-    r = {"id": int(row.id), "text": row.text, "label": label, "top_labels": labels, "top_scores": [round(float(x), 6) for x in scores],
-         "truncated": bool(cut)}
-    if label is not None:
-        r.update({f"correct@{k}": int(row.label in labels[:k]) for k in range(1, top_k + 1)})
-    return {**r, "model": model, "revision": revision, "fingerprint": fingerprint}
+    return have
 
 def evaluate(
     s: EvalSettings,
@@ -317,8 +157,9 @@ def evaluate(
         for start in range(0, len(todo), chunk):
             part = todo.iloc[start:start + chunk]
             labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size, keep_probs=True)
-            append_probs(probs_out, part, clf)
-            append_records(out, [_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c)
+            keep = part["label"].notna().to_numpy()  # every label's score of the labelled rows, just before their records
+            append_probs(probs_out, part["id"][keep], clf.probs[keep], clf.fingerprint)
+            append_records(out, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c)
                                  for r, l, sc, c in zip(part.itertuples(), labels, scores, clf.cut)])
             bar.update(len(part))
     recs = {r["id"]: r for r in read_records(out)}
@@ -330,126 +171,27 @@ def evaluate(
                              "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0}}
     if len(labelled):
         metrics["fine_tuned"] = topk_metrics(labelled["label"].tolist(), labelled["top_labels"].tolist(), clf.labels, k)
-        cal = calibration(labelled["top_scores"].map(lambda s: s[0]), labelled["correct@1"].astype(bool))
+        cal = top1_calibration(labelled)
         metrics["fine_tuned"].update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
         metrics["reliability_diagram"] = str(reliability_diagram(cal, out.with_name(f"{out.stem}.reliability.png")))
         metrics["confusion_matrix_png"] = str(confusion_png(metrics["fine_tuned"]["confusion_matrix"], out.with_name(f"{out.stem}.confusion.png")))
-        issues = probable_label_errors(clf, labelled, probs_out, s.batch_size)
+        issues = probable_label_errors(labelled, scores_of(clf, labelled, probs_out, s.batch_size), clf.labels)
         write_jsonl(out.parent/"label_issues.jsonl", issues.to_dict("records"))
         metrics["label_issues"] = {"rows": len(issues), "of": len(labelled), "file": str(out.parent/"label_issues.jsonl"),
                                    "method": "cleanlab find_label_issues (prune_by_noise_rate) on every label's score, "
-                                             "most suspect (lowest score of the given label) first"}
+                                             "most suspect (lowest score of the given label, 6 decimals; ties by id) first"}
     if s.zero_shot_model and len(labelled):
-        metrics["zero_shot"] = zero_shot_metrics(s.zero_shot_model, labelled, clf.labels, k, s.batch_size)
+        top = zero_shot_top(s.zero_shot_model, labelled["text"].tolist(), clf.labels, k, s.batch_size)
+        metrics["zero_shot"] = {"model": s.zero_shot_model, **topk_metrics(labelled["label"].tolist(), top, clf.labels, k)}
     metrics.update(output=str(out), versions=library_versions(), seconds=round(time.time() - t0, 1))
     (out.parent/"metrics.json").write_text(json.dumps(metrics, indent=1, default=json_default) + "\n", encoding="utf-8")
     return EvalResult(metrics, records, out)
 
-# %% ../nbs/03_eval.ipynb #d83fa56a
-def check_metrics_file(out: Path, overwrite: bool = False):
-    "`metrics.json` beside `out` belongs to one predictions file: another file's is not replaced without `overwrite`."
-    try: other = json.loads((out.parent/"metrics.json").read_text(encoding="utf-8")).get("output")
-    except (OSError, ValueError, AttributeError): return
-    if other and Path(other).name != out.name and not overwrite: raise FileExistsError(
-        f"{out.parent/'metrics.json'} holds the metrics of {Path(other).name}; evaluating into {out.name} would replace them: "
-        f"write {setting_name('output')} to another folder, or pass {switch_on('overwrite')}")
-
-def zero_shot_metrics(nli_model: str, rows: pd.DataFrame, labels: list[str], top_k: int = 3, batch_size: int = 16) -> dict:
-    "Top-k metrics of the `zero-shot-classification` pipeline with `nli_model` on `rows`, candidates `labels`."
-    from transformers import pipeline
-    with safe_weights(nli_model):
-        zs = pipeline("zero-shot-classification", model=nli_model, device=detect_device().type, trust_remote_code=False)
-    names = {l.replace("_", " "): l for l in labels}
-    if len(names) < len(labels): names = {l: l for l in labels}  # two labels differ only by '_' vs ' ': keep them as written
-    top = []
-    for out in tqdm(zs(rows["text"].tolist(), candidate_labels=list(names), hypothesis_template="This example is about {}.",
-                       batch_size=batch_size), total=len(rows), desc="zero-shot", leave=False, disable=len(rows) < 200):
-        top.append([names[l] for l in out["labels"][:top_k]])
-    return {"model": nli_model, **topk_metrics(rows["label"].tolist(), top, labels, top_k)}
-
-# %% ../nbs/03_eval.ipynb #0b55ddbb
-_CARD_START, _CARD_END = "<!-- finetune_nb:test-metrics -->", "<!-- /finetune_nb:test-metrics -->"
-
-def metrics_table(metrics: dict) -> str:
-    "A markdown table of top-k accuracy and F1, with the zero-shot row when there is one."
-    rows = [("fine-tuned", metrics.get("fine_tuned")), ("zero-shot", metrics.get("zero_shot"))]
-    keys = [k for k in (metrics.get("fine_tuned") or {}) if k.startswith("top") or k.endswith("_f1")]
-    head = "| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---|"*len(keys)
-    return "\n".join([head, *(f"| {n} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for n, m in rows if m)])
-
-_INDEX = [("top1_accuracy", "accuracy", None, "Accuracy"), ("macro_f1", "f1", "macro", "Macro-F1"),
-          ("micro_f1", "f1", "micro", "Micro-F1"), ("top2_accuracy", "top_k_accuracy", "k=2", "Top-2 accuracy"),
-          ("top3_accuracy", "top_k_accuracy", "k=3", "Top-3 accuracy")]
-
-def eval_results(metrics: dict) -> list:
-    "The test metrics as `huggingface_hub.EvalResult`s: the card's `model-index`, which the Hub shows as evaluation results."
-    from huggingface_hub import EvalResult
-    src, f = metrics.get("dataset") or metrics.get("examples") or "", metrics["fine_tuned"]
-    hub = src.startswith("hf://")
-    name = parse_target(src, repo_type="dataset").repo_id if hub else public_name(src) or "examples"
-    return [EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type=name if hub else "local",
-                       dataset_name=name, dataset_split=metrics.get("split") or "examples", metric_type=t, metric_config=c,
-                       metric_name=n, metric_value=round(float(f[k]), 4)) for k, t, c, n in _INDEX if k in f]
-
-def card_with_metrics(txt: str, metrics: dict) -> str:
-    "A model card's text with its test metrics added, or replaced when it has them: a `model-index` in the YAML, a section below."
-    from huggingface_hub import ModelCard
-    card = ModelCard(txt)
-    card.data.eval_results, card.data.model_name = eval_results(metrics), card.data.model_name or "model"
-    txt = str(card)
-    if _CARD_START in txt:
-        end = txt.find(_CARD_END, txt.index(_CARD_START))
-        txt = txt[:txt.index(_CARD_START)].rstrip() + (txt[end + len(_CARD_END):] if end >= 0 else "")
-    src = public_name(metrics.get("dataset") or metrics.get("examples") or "")
-    section = (f"\n\n{_CARD_START}\n## Test metrics\n\nOn `{src}`{' split ' + metrics['split'] if metrics.get('split') else ''} "
-               f"({metrics['labelled']} labelled rows):\n\n{metrics_table(metrics)}\n{_CARD_END}\n")
-    return txt.rstrip() + section
-
-def update_card(model_dir: str | Path, metrics: dict) -> bool:
-    "Add (or replace) the test metrics section of a local model's README.md; False when not local or not writable."
-    card = Path(model_dir)/"README.md"
-    if not card.is_file() or not os.access(card, os.W_OK) or "fine_tuned" not in metrics: return False
-    card.write_text(card_with_metrics(card.read_text(encoding="utf-8"), metrics), encoding="utf-8")
-    return True
-
-def update_hub_card(model: str, revision: str | None, metrics: dict) -> str:
-    "Add the test metrics to a Hub model's card (one commit on its branch); returns what happened, in words, for the log."
-    if "fine_tuned" not in metrics: return "no labelled rows: the card is left as it is"
-    from huggingface_hub import HfApi, hf_hub_download
-    repo, api = hub_repo_id(model), HfApi()
-    branch = revision or (parse_target(model, repo_type="model").revision if model.startswith("hf://") else None)
-    if branch and re.fullmatch(r"[0-9a-f]{40}", branch): return f"{model} was read at commit {branch[:8]}: its card is left as it is"
-    try:
-        txt = Path(hf_hub_download(repo, "README.md", revision=branch, force_download=True)).read_text(encoding="utf-8")
-        info = api.upload_file(path_or_fileobj=card_with_metrics(txt, metrics).encode(), path_in_repo="README.md", repo_id=repo,
-                               revision=branch, commit_message="Add test metrics (finetune_nb 03_eval)")
-    except Exception as e:
-        return f"the test metrics were not added to {model}'s card ({type(e).__name__}: {redact(str(e)).splitlines()[0][:200]})"
-    return f"test metrics added to the card of {model} (commit {info.oid[:8]})"
-
-def log_to_wandb(s: EvalSettings, metrics: dict) -> dict | None:
-    "Log the scalar metrics to a W&B `eval` run; returns its id, URL (online) and folder, or None when disabled."
-    run = init_wandb(s.wandb_project, s.wandb_mode, s.wandb_group, job_type="eval", dir=Path(metrics["output"]).parent,
-                     config={**asdict(s), "model": metrics["model"], "fingerprint": metrics["fingerprint"]})
-    if run is None: return None
-    for part in ("fine_tuned", "zero_shot"):
-        for k, v in (metrics.get(part) or {}).items():
-            if isinstance(v, float): run.summary[f"test/{part}/{k}"] = v
-    run.summary["test/rows"] = metrics["rows"]
-    info = {"id": run.id, "url": run.url if s.wandb_mode == "online" else None, "dir": run.dir}
-    run.finish()
-    return info
-
 # %% ../nbs/03_eval.ipynb #69e49fef
-def hub_repo_id(model: str) -> str:
-    "The Hub repo id of `model` (`hf://user/name[@rev]` or `user/name`)."
-    return parse_target(model, repo_type="model").repo_id if model.startswith("hf://") else model
-
 def run_eval(s: EvalSettings) -> EvalResult:
     "The step as one call: evaluate the published model on its data (or `s.dataset`, or `s.examples`), report."
     if not s.model: raise ValueError(
         "no model given: set model to the folder (or Hub id) that 02_train published; `finetune-nb` trains one first")
-    output = s.output or str(run_folder("eval")/"predictions.jsonl")
     model, dataset = s.model, s.dataset
     if not dataset and not s.examples:
         info = Path(model)/"train_metrics.json"
@@ -462,6 +204,7 @@ def run_eval(s: EvalSettings) -> EvalResult:
         if not (dataset := trained.get("dataset")): raise ValueError(
             f"give {setting_name('dataset')} or {setting_name('examples')}: {model} was trained on a local dataset "
             f"({trained.get('dataset_name') or 'unnamed'}) that its train_metrics.json cannot point to")
+    output = s.output or str(run_folder("eval")/"predictions.jsonl")  # a new run folder, once the inputs are known
     res = evaluate(s, model, dataset, output)
     m = res.metrics
     if "fine_tuned" in m:
@@ -476,6 +219,6 @@ def run_eval(s: EvalSettings) -> EvalResult:
     else:  # a Hub model: one commit of its README.md, when the token in force may write
         m["card"] = update_hub_card(model, s.revision or None, m)
         logger.info("%s", m["card"])
-    m["wandb_run"] = log_to_wandb(s, m)
+    m["wandb_run"] = log_to_wandb(m, s.wandb_project, s.wandb_mode, s.wandb_group, config=asdict(s))
     (res.output.parent/"metrics.json").write_text(json.dumps(m, indent=1, default=json_default) + "\n", encoding="utf-8")
     return res

@@ -16,7 +16,7 @@ from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_de
                               redact, renamed_settings, setting_name)
 from .data import JsonlScan, MissingFieldError, safe_weights, scan_jsonl, sniff
 from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, is_run_dir, make_plan, run_paths
-from .evaluation import check_metrics_file
+from .records import check_metrics_file
 from .train import resolve_base_model
 
 # %% auto #0

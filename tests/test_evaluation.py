@@ -8,10 +8,12 @@ import papermill as pm
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import NBS, assert_parameters_mirror, write_topic_rows
+from conftest import LEARNS, NBS, TOPICS, assert_parameters_mirror, write_topic_rows
 from finetune_nb.clean import CleanSettings, clean, publish_dataset, run_clean
 from finetune_nb.core import papermill_name, setting_names
-from finetune_nb.evaluation import Classifier, EvalSettings, correct_at_k, evaluate, run_eval
+from finetune_nb.evaluation import EvalSettings, evaluate, run_eval
+from finetune_nb.metrics import correct_at_k
+from finetune_nb.predict import Classifier
 from finetune_nb.testing import tiny_deberta, tiny_nli
 from finetune_nb.train import TrainSettings, run_train
 
@@ -19,15 +21,23 @@ from finetune_nb.train import TrainSettings, run_train
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    "A cleaned dataset, a tiny fine-tuned model trained on it, and a second, different model."
+    "A cleaned dataset, a tiny model fine-tuned on it until it tells the three topics apart, and a second, untrained model."
     d = tmp_path_factory.mktemp("eval")
     write_topic_rows(d/"raw.jsonl")
     _, data = run_clean(CleanSettings(input_path=str(d/"raw.jsonl"), label_field="label", target=str(d/"data"),
                                       near_dup_threshold=1.0, test_size=0.5))
     _, model = run_train(TrainSettings(dataset=data.location, base_model=str(tiny_deberta(d/"base", ["x", "y"])),
-                                       target=str(d/"model"), epochs=1, batch_size=4, wandb_mode="disabled", threads=1))
+                                       target=str(d/"model"), wandb_mode="disabled", threads=1, **LEARNS))
     other = tiny_deberta(d/"other", ["card", "loan", "pin"], seed=1)
     return {"dataset": data.location, "model": model.location, "other": str(other), "dir": d}
+
+
+def test_the_fixture_model_has_learned_the_topics(world, tmp_path):
+    "Well above chance (1/3) on the 18 test rows, and its scores tell texts apart: prediction tests can check labels and orders."
+    res = evaluate(es(), world["model"], world["dataset"], tmp_path/"pred.jsonl")
+    assert res.metrics["fine_tuned"]["top1_accuracy"] >= 0.9
+    top = [json.loads(l)["top_scores"][0] for l in (tmp_path/"pred.jsonl").read_text().splitlines()]
+    assert np.std(top) > 1e-2  # an untrained model's scores differ from text to text by 1e-6 to 1e-5
 
 
 def es(**kw) -> EvalSettings: return EvalSettings(**{"wandb_mode": "disabled", "batch_size": 4, **kw})
@@ -46,12 +56,17 @@ def test_correct_at_k_is_membership_and_grows_with_k(rows):
 
 
 def test_predictions_come_back_in_input_order(world):
+    "Texts of every topic and length, out of order, batched: each comes back with its own label and its own scores."
     clf = Classifier(world["model"])
-    texts = ["x " * n + f"text {n}" for n in (30, 1, 12, 5, 50, 2, 8)]  # lengths out of order
+    texts = [TOPICS[lab].format(w) + " please" * n for lab, w, n in
+             [("pin", "zulu", 8), ("card", "yankee", 1), ("loan", "xray", 5), ("card", "whiskey", 3), ("loan", "victor", 11),
+              ("pin", "uniform", 0), ("card", "tango", 4)]]
     together, scores = clf.predict(texts, top_k=3, batch_size=3)
+    assert [t[0] for t in together] == ["pin", "card", "loan", "card", "loan", "pin", "card"]  # the model knows each one
     alone = [clf.predict([t], top_k=3) for t in texts]
-    assert together == [a[0][0] for a in alone]
-    assert scores == pytest.approx(np.stack([a[1][0] for a in alone]), abs=1e-5)
+    assert scores == pytest.approx(np.stack([a[1][0] for a in alone]), abs=1e-5)  # each text's own scores, batched or not
+    for labs, s, (one_labs, _) in zip(together, scores, alone):  # and its own order, wherever two scores are not a near-tie
+        for k in range(3): assert labs[k] == one_labs[0][k] or min(abs(s[k] - s[j]) for j in range(3) if j != k) < 1e-5
 
 
 def test_metrics_and_records_on_the_test_split(world, tmp_path):
@@ -119,24 +134,39 @@ def test_resume_after_the_writer_is_killed(world, tmp_path, monkeypatch):
     assert out.read_text().startswith(first[:first.rindex("\n") + 1]) and res.metrics["rows"] == 18
 
 
-def test_label_issues_are_cleanlabs_on_every_labels_score_and_survive_a_lost_scores_file(world, tmp_path, monkeypatch):
+def ranked_by_the_documented_rule(probs: dict, given: dict, labels: list) -> list[int]:
+    "cleanlab's flagged rows on these scores, most suspect first: the given label's score (6 decimals), ties by id."
     from cleanlab.filter import find_label_issues
+    ids = sorted(probs)
+    y = np.array([labels.index(given[i]) for i in ids])
+    P = np.array([probs[i] for i in ids]); P = P/P.sum(1, keepdims=True)
+    flagged = [i for i, f in zip(ids, find_label_issues(y, P, filter_by="prune_by_noise_rate")) if f]
+    return sorted(flagged, key=lambda i: (round(P[ids.index(i), labels.index(given[i])], 6), i))
+
+
+def test_label_issues_are_cleanlabs_on_every_labels_score_and_survive_a_lost_scores_file(world, tmp_path, monkeypatch):
+    "Three test labels flipped: the learned model flags them; the ranking is the documented rule on the written scores."
+    res = clean(CleanSettings(input_path=str(world["dir"]/"raw.jsonl"), label_field="label", near_dup_threshold=1.0, test_size=0.5))
+    swap = {"card": "loan", "loan": "pin", "pin": "card"}
+    flipped = res.test["id"].iloc[[0, 7, 13]].tolist()
+    res.test.loc[res.test["id"].isin(flipped), "label"] = res.test.loc[res.test["id"].isin(flipped), "label"].map(swap)
+    dataset = publish_dataset(res, tmp_path/"flipped").location
     out = tmp_path/"pred.jsonl"
-    res = evaluate(es(), world["model"], world["dataset"], out)
+    res = evaluate(es(), world["model"], dataset, out)
     recs = {json.loads(l)["id"]: json.loads(l) for l in out.read_text().splitlines()}
-    probs = {r["id"]: r["probs"] for r in map(json.loads, (tmp_path/"pred.probs.jsonl").read_text().splitlines())}
+    read_probs = lambda: {r["id"]: r["probs"] for r in map(json.loads, (tmp_path/"pred.probs.jsonl").read_text().splitlines())}
+    probs = read_probs()
     assert set(probs) == set(recs)
     labels = Classifier(world["model"]).labels
-    for i, r in recs.items():  # the scores file agrees with the records: top-k are its k largest, in order
-        assert [labels[j] for j in np.argsort(probs[i])[::-1][:3]] == r["top_labels"]
+    for i, r in recs.items():  # the scores file agrees with the records: the top-k scores are its k largest, in order
+        assert [probs[i][labels.index(l)] for l in r["top_labels"]] == pytest.approx(sorted(probs[i], reverse=True)[:3], abs=1e-6)
         assert sum(probs[i]) == pytest.approx(1, abs=1e-4)
     issues = [json.loads(l) for l in (tmp_path/"label_issues.jsonl").read_text().splitlines()]
     assert res.metrics["label_issues"]["rows"] == len(issues) and res.metrics["label_issues"]["of"] == 18
-    ids = sorted(recs)
-    y = np.array([labels.index(recs[i]["label"]) for i in ids])
-    P = np.array([probs[i] for i in ids]); P = P/P.sum(1, keepdims=True)
-    expected = [ids[k] for k in find_label_issues(y, P, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence")]
+    given = {i: r["label"] for i, r in recs.items()}
+    expected = ranked_by_the_documented_rule(probs, given, labels)
     assert [x["id"] for x in issues] == expected and [x["rank"] for x in issues] == list(range(1, len(issues) + 1))
+    assert set(flipped) <= set(expected)  # the model learned the topics: every flipped row is found
     for x in issues:
         r = recs[x["id"]]
         assert (x["text"], x["label"], x["suggested"]) == (r["text"], r["label"], r["top_labels"][0])
@@ -146,9 +176,13 @@ def test_label_issues_are_cleanlabs_on_every_labels_score_and_survive_a_lost_sco
     predicted = []
     real = Classifier.predict
     monkeypatch.setattr(Classifier, "predict", lambda self, texts, *a, **k: predicted.extend(texts) or real(self, texts, *a, **k))
-    again = evaluate(es(), world["model"], world["dataset"], out)
+    again = evaluate(es(), world["model"], dataset, out)
     assert len(predicted) == 18 and again.metrics["label_issues"]["rows"] == len(issues)
-    assert [json.loads(l)["id"] for l in (tmp_path/"label_issues.jsonl").read_text().splitlines()] == expected
+    new = read_probs()
+    for i in probs: assert new[i] == pytest.approx(probs[i], abs=1e-5)  # predicted in other batches: equal to float noise
+    ranking = [json.loads(l)["id"] for l in (tmp_path/"label_issues.jsonl").read_text().splitlines()]
+    assert ranking == ranked_by_the_documented_rule(new, given, labels)  # the rule, on the scores written now
+    if new == probs: assert ranking == expected  # the same written scores: the very same ranking
     assert (tmp_path/"pred.confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
