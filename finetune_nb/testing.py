@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 from .core import SAMPLE_TEXT_FIELD, sample_data
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'NLI_LABELS', 'sample_texts', 'train_tokenizer', 'tiny_deberta', 'tiny_nli', 'HubStub']
+__all__ = ['SPECIAL_TOKENS', 'NLI_LABELS', 'LFS_SUFFIXES', 'sample_texts', 'train_tokenizer', 'tiny_deberta', 'tiny_nli',
+           'HubStub']
 
 # %% ../nbs/00d_testing.ipynb #731a1084
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -88,6 +89,9 @@ def tiny_nli(path: str | Path, texts: Sequence[str] | None = None, seed: int = 0
     return tiny_deberta(path, labels=NLI_LABELS, texts=texts, seed=seed)
 
 # %% ../nbs/00d_testing.ipynb #5e5e0ac4
+LFS_SUFFIXES = (".parquet", ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".onnx", ".msgpack", ".arrow", ".npy", ".npz",
+                ".pkl", ".pickle", ".zip", ".gz", ".tar", ".zst", ".png", ".jpg")  # what the Hub's .gitattributes sends to LFS
+
 class _Handler(BaseHTTPRequestHandler):
     stub: HubStub
 
@@ -112,6 +116,51 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self): self._route("GET")
     def do_HEAD(self): self._route("HEAD")
     def do_POST(self): self._route("POST")
+    def do_PUT(self): self._route("PUT")
+
+    def _lfs_batch(self, kind: str, repo_id: str, body: bytes):
+        "The LFS batch endpoint: for each object to upload, where to `PUT` it and how to verify it (nothing for one already stored)."
+        stub, user = self.stub, self._user()
+        if (kind, repo_id) not in stub.repos: return self._send(404, {"message": "Repository not found"})
+        if not user or user[1] != "write": return self._send(403, {"message": "You don't have write access"})
+        req = json.loads(body or b"{}")
+        if req.get("operation") != "upload" or "basic" not in req.get("transfers", ["basic"]):
+            return self._send(400, {"message": "stub: only basic uploads"})
+        objects = [{"oid": o["oid"], "size": o["size"], "authenticated": True,
+                    **({} if o["oid"] in stub.lfs else {"actions": {
+                        "upload": {"href": f"{stub.storage}/lfs-upload/{o['oid']}", "header": {}, "expires_in": 3600},
+                        "verify": {"href": f"{stub.endpoint}/lfs-verify", "header": {}}}})} for o in req.get("objects", [])]
+        self._send(200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"})
+
+    def _lfs_put(self, oid: str, body: bytes):
+        "Where an object's bytes are `PUT` (the Hub's object storage): kept only if they are what the sha256 says."
+        stub = self.stub
+        if stub.fail_uploads > 0:
+            stub.fail_uploads -= 1
+            if stub.fail_status == "timeout": time.sleep(stub.timeout_s); return
+            return self._send(stub.fail_status, {"error": f"stub: injected {stub.fail_status}"})
+        if hashlib.sha256(body).hexdigest() != oid: return self._send(400, {"error": "the bytes do not match the object id"})
+        stub.lfs[oid] = body
+        self._send(200, {})
+
+    def _lfs_object(self, oid: str):
+        "The bytes of an LFS object (where a download of a large file is redirected), whole or a byte range."
+        if (data := self.stub.lfs.get(oid)) is None: return self._send(404, {"error": "LFS object not found"})
+        self._bytes(data, {"ETag": f'"{oid}"'})
+
+    def _bytes(self, data: bytes, headers: dict):
+        "Send `data`, or the byte range the request asks for."
+        start, end = 0, len(data) - 1
+        if (r := self.headers.get("Range", "")).startswith("bytes="):
+            a, b = r[6:].split("-")
+            start, end = (int(a), min(int(b), end) if b else end) if a else (max(0, len(data) - int(b)), end)
+        chunk = data[start:end + 1]
+        self.send_response(206 if r else 200)
+        headers = {**headers, "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", "Content-Length": str(len(chunk))}
+        if r: headers["Content-Range"] = f"bytes {start}-{start + len(chunk) - 1}/{len(data)}"
+        for k, v in headers.items(): self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(chunk)
 
     def _file(self, kind: str, repo_id: str, rev: str, path: str):
         "A file download (`/{datasets/}user/name/resolve/rev/path`): HEAD and GET, whole or a byte range, as the Hub serves them."
@@ -125,19 +174,15 @@ class _Handler(BaseHTTPRequestHandler):
             stub.fail_downloads -= 1
             if stub.fail_status == "timeout": time.sleep(stub.timeout_s); return  # longer than the client waits: no answer
             return self._send(stub.fail_status, {"error": f"stub: injected {stub.fail_status}"})
-        data, start = repo["files"][path], 0
-        end = len(data) - 1
-        if (r := self.headers.get("Range", "")).startswith("bytes="):
-            a, b = r[6:].split("-")
-            start, end = (int(a), min(int(b), end) if b else end) if a else (max(0, len(data) - int(b)), end)
-        chunk = data[start:end + 1]
-        self.send_response(206 if r else 200)
-        headers = {"X-Repo-Commit": stub.head(kind, repo_id), "ETag": f'"{hashlib.sha1(data).hexdigest()}"',
-                   "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", "Content-Length": str(len(chunk))}
-        if r: headers["Content-Range"] = f"bytes {start}-{start + len(chunk) - 1}/{len(data)}"
-        for k, v in headers.items(): self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD": self.wfile.write(chunk)
+        data = repo["files"][path]
+        if path in repo["lfs"]:  # a large file: its sha256 as the linked ETag, and a redirect to the object, as the Hub's CDN
+            oid = repo["lfs"][path]
+            self.send_response(302)
+            for k, v in {"X-Repo-Commit": stub.head(kind, repo_id), "X-Linked-Etag": f'"{oid}"', "X-Linked-Size": str(len(data)),
+                         "ETag": f'"{hashlib.sha1(data).hexdigest()}"', "Location": f"{stub.storage}/lfs-objects/{oid}",
+                         "Content-Length": "0"}.items(): self.send_header(k, v)
+            return self.end_headers()
+        self._bytes(data, {"X-Repo-Commit": stub.head(kind, repo_id), "ETag": f'"{hashlib.sha1(data).hexdigest()}"'})
 
     def _tree(self, repo: dict, rev: str, prefix: str, recursive: bool):
         "The files (and folders) under `prefix`, as `list_repo_tree` and `datasets` read them."
@@ -149,7 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
             inner = p[len(base):].split("/")
             if len(inner) > 1 and not recursive: folders.add(base + inner[0]); continue
             folders.update(base + "/".join(inner[:k]) for k in range(1, len(inner)))
-            files.append({"type": "file", "path": p, "size": len(c), "oid": hashlib.sha1(c).hexdigest()})
+            files.append({"type": "file", "path": p, "size": len(c), "oid": hashlib.sha1(c).hexdigest(),
+                          **({"lfs": {"oid": repo["lfs"][p], "size": len(c), "pointerSize": 134}} if p in repo["lfs"] else {})})
         if base and not files and not folders: return self._send(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
         return self._send(200, [{"type": "directory", "path": f, "oid": "0"*40} for f in sorted(folders)] + files)
 
@@ -157,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         parts = [unquote(p) for p in url.path.split("/") if p]
         self.stub.requests.append((method, url.path))
-        body = self._body() if method == "POST" else b""
+        body = self._body() if method in ("POST", "PUT") else b""
         try: self._dispatch(method, parts, body, parse_qs(url.query))
         except (BrokenPipeError, ConnectionResetError): pass  # the client stopped waiting (an injected timeout)
         except Exception as e: self._send(500, {"error": f"stub: {type(e).__name__}: {e}"})
@@ -167,6 +213,14 @@ class _Handler(BaseHTTPRequestHandler):
         at = parts[1:] if parts[:1] == ["datasets"] else parts  # a file: /{datasets/}user/name/resolve/rev/path
         if method in ("GET", "HEAD") and len(at) >= 5 and at[2] == "resolve" and parts[0] != "api":
             return self._file("dataset" if parts[0] == "datasets" else "model", f"{at[0]}/{at[1]}", at[3], "/".join(at[4:]))
+        if method in ("GET", "HEAD") and parts[:1] == ["lfs-objects"] and len(parts) == 2: return self._lfs_object(parts[1])
+        if method == "POST" and len(at) == 6 and at[1].endswith(".git") and at[2:] == ["info", "lfs", "objects", "batch"]:
+            return self._lfs_batch("dataset" if parts[0] == "datasets" else "model", f"{at[0]}/{at[1].removesuffix('.git')}", body)
+        if method == "PUT" and parts[:1] == ["lfs-upload"] and len(parts) == 2: return self._lfs_put(parts[1], body)
+        if method == "POST" and parts == ["lfs-verify"]:
+            req = json.loads(body or b"{}")
+            ok = len(stub.lfs.get(req.get("oid"), b"")) == req.get("size") and req.get("oid") in stub.lfs
+            return self._send(200 if ok else 404, {} if ok else {"error": "LFS object not found"})
         if parts == ["api", "whoami-v2"]:
             if not user: return self._send(401, {"error": "Invalid credentials in Authorization header"})
             name, role, *orgs = user
@@ -180,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             repo_id = f"{req.get('organization') or user[0]}/{req['name']}"
             if (kind, repo_id) in stub.repos: return self._send(409, {"error": "You already created this repo", "url": stub.repo_url(kind, repo_id)})
             private = bool(req.get("private")) or req.get("visibility") == "private"
-            stub.repos[(kind, repo_id)] = dict(private=private, files={}, commits=[], branches={"main"})
+            stub.repos[(kind, repo_id)] = dict(private=private, files={}, lfs={}, commits=[], branches={"main"})
             return self._send(200, {"url": stub.repo_url(kind, repo_id), "name": repo_id})
         if parts == ["api", "validate-yaml"]:  # the Hub checks a README's front matter before an upload
             import yaml
@@ -208,16 +262,22 @@ class _Handler(BaseHTTPRequestHandler):
             stub.fail_uploads -= 1
             if stub.fail_status == "timeout": time.sleep(stub.timeout_s); return  # the client has given up: no answer
             return self._send(stub.fail_status, {"error": f"stub: injected {stub.fail_status}"})
-        if rest[:1] == ["preupload"]:
+        if rest[:1] == ["preupload"]:  # the Hub keeps these kinds, and anything over 10 MB, in large-file storage
             files = json.loads(body)["files"]
-            return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+            mode = lambda f: "lfs" if f["path"].endswith(LFS_SUFFIXES) or f.get("size", 0) > 10_000_000 else "regular"
+            return self._send(200, {"files": [{"path": f["path"], "uploadMode": mode(f), "shouldIgnore": False} for f in files]})
         if rest[:1] == ["commit"]:
             for line in body.splitlines():
                 op = json.loads(line)
-                if op["key"] == "file": repo["files"][op["value"]["path"]] = base64.b64decode(op["value"]["content"])
-                elif op["key"] == "deletedFile": repo["files"].pop(op["value"]["path"], None)
+                v = op["value"] if isinstance(op.get("value"), dict) else {}
+                if op["key"] == "file": repo["files"][v["path"]] = base64.b64decode(v["content"]); repo["lfs"].pop(v["path"], None)
+                elif op["key"] == "lfsFile":  # a pointer to an object uploaded before, through the batch endpoint
+                    if v["oid"] not in stub.lfs: return self._send(400, {"error": f"LFS object {v['oid']} was never uploaded"})
+                    repo["files"][v["path"]], repo["lfs"][v["path"]] = stub.lfs[v["oid"]], v["oid"]
+                elif op["key"] == "deletedFile": repo["files"].pop(v["path"], None); repo["lfs"].pop(v["path"], None)
                 elif op["key"] == "deletedFolder":
-                    for p in [p for p in repo["files"] if p.startswith(op["value"]["path"].rstrip("/") + "/")]: del repo["files"][p]
+                    for p in [p for p in repo["files"] if p.startswith(v["path"].rstrip("/") + "/")]:
+                        del repo["files"][p]; repo["lfs"].pop(p, None)
             oid = hashlib.sha1(f"{repo_id}{len(repo['commits'])}{time.time_ns()}".encode()).hexdigest()
             repo["commits"].append(oid)
             return self._send(200, {"commitUrl": f"{stub.repo_url(kind, repo_id)}/commit/{oid}", "commitOid": oid})
@@ -237,8 +297,10 @@ class HubStub:
         self.tokens = dict(tokens or {})
         self.fail_uploads, self.fail_status, self.fail_downloads, self.timeout_s = fail_uploads, fail_status, fail_downloads, timeout_s
         self.repos: dict[tuple[str, str], dict] = {}
+        self.lfs: dict[str, bytes] = {}  # large-file storage: sha256 -> bytes
         self.requests: list[tuple[str, str]] = []
         self.endpoint: str | None = None
+        self.storage: str | None = None  # where large files' bytes go and come from: another origin
 
     def repo_url(self, kind: str, repo_id: str) -> str:
         return f"{self.endpoint}/{'' if kind == 'model' else kind + 's/'}{repo_id}"
@@ -262,8 +324,14 @@ class HubStub:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
-        self._saved = os.environ.get("HF_ENDPOINT"), C.ENDPOINT, C.HF_HUB_OFFLINE, C.HUGGINGFACE_CO_URL_TEMPLATE
+        self.store = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # object storage on another origin, as the Hub's CDN and S3
+        self.store.daemon_threads = True
+        self.storage = f"http://127.0.0.1:{self.store.server_address[1]}"
+        threading.Thread(target=self.store.serve_forever, daemon=True).start()
+        self._saved = (os.environ.get("HF_ENDPOINT"), os.environ.get("HF_HUB_DISABLE_XET"), C.ENDPOINT, C.HF_HUB_OFFLINE,
+                       C.HUGGINGFACE_CO_URL_TEMPLATE, C.HF_HUB_DISABLE_XET)
         os.environ["HF_ENDPOINT"] = C.ENDPOINT = self.endpoint
+        os.environ["HF_HUB_DISABLE_XET"], C.HF_HUB_DISABLE_XET = "1", True  # large files through LFS, which the stub speaks
         C.HUGGINGFACE_CO_URL_TEMPLATE = self.endpoint + "/{repo_id}/resolve/{revision}/{filename}"  # downloads too
         C.HF_HUB_OFFLINE = False  # every Hub request now goes to loopback
         import datasets.config as D  # `datasets` reads the offline switch once, at import
@@ -272,9 +340,11 @@ class HubStub:
 
     def __exit__(self, *exc):
         import huggingface_hub.constants as C
-        env, C.ENDPOINT, C.HF_HUB_OFFLINE, C.HUGGINGFACE_CO_URL_TEMPLATE = self._saved
+        env, xet, C.ENDPOINT, C.HF_HUB_OFFLINE, C.HUGGINGFACE_CO_URL_TEMPLATE, C.HF_HUB_DISABLE_XET = self._saved
         import datasets.config as D
         D.HF_HUB_OFFLINE, D.HF_ENDPOINT = self._saved_datasets
-        if env is None: os.environ.pop("HF_ENDPOINT", None)
-        else: os.environ["HF_ENDPOINT"] = env
+        for name, v in (("HF_ENDPOINT", env), ("HF_HUB_DISABLE_XET", xet)):
+            if v is None: os.environ.pop(name, None)
+            else: os.environ[name] = v
         self.server.shutdown(); self.server.server_close()
+        self.store.shutdown(); self.store.server_close()

@@ -47,8 +47,19 @@ def quick(base, tmp_path) -> list[str]:
 
 
 def downloads(hub, repo: str) -> set[str]:
-    "The files of `repo` (`datasets/ada/x` or `ada/x`) that were downloaded whole (GET)."
-    return {p.split("/resolve/", 1)[1].split("/", 1)[1] for m, p in hub.requests if m == "GET" and p.startswith(f"/{repo}/resolve/")}
+    "The files of `repo` (`datasets/ada/x` or `ada/x`) that were downloaded whole (GET): small ones from the Hub, large ones from storage."
+    kind, repo_id = ("dataset", repo[len("datasets/"):]) if repo.startswith("datasets/") else ("model", repo)
+    path_of = {oid: p for p, oid in hub.repos[(kind, repo_id)]["lfs"].items()}
+    small = {p.split("/resolve/", 1)[1].split("/", 1)[1] for m, p in hub.requests if m == "GET" and p.startswith(f"/{repo}/resolve/")}
+    return small | {path_of[p.split("/")[-1]] for m, p in hub.requests if m == "GET" and p.startswith("/lfs-objects/")
+                    and p.split("/")[-1] in path_of}
+
+
+def through_lfs(hub, repo: str) -> set[str]:
+    "The files of `repo` that were uploaded as the Hub uploads large files: an LFS object PUT to storage, committed as a pointer."
+    kind, repo_id = ("dataset", repo[len("datasets/"):]) if repo.startswith("datasets/") else ("model", repo)
+    put = {p.split("/")[-1] for m, p in hub.requests if m == "PUT" and p.startswith("/lfs-upload/")}
+    return {p for p, oid in hub.repos[(kind, repo_id)]["lfs"].items() if oid in put}
 
 
 def test_the_whole_pipeline_round_trips_through_the_hub(base, hub, tmp_path, capsys):
@@ -57,6 +68,9 @@ def test_the_whole_pipeline_round_trips_through_the_hub(base, hub, tmp_path, cap
     assert code == 0, err
     data, model = hub.files("hf://datasets/ada/tickets-clean"), hub.files("hf://ada/tickets-clf")
     assert any(f.startswith("data/train-") for f in data) and "model.safetensors" in model
+    parquet = {f for f in data if f.endswith(".parquet")}
+    assert parquet <= through_lfs(hub, "datasets/ada/tickets-clean") and "model.safetensors" in through_lfs(hub, "ada/tickets-clf")
+    assert not {f for f in data if f.endswith((".csv", ".md", ".json", ".jsonl"))} & through_lfs(hub, "datasets/ada/tickets-clean")
     assert {f for f in data if f.endswith(".parquet")} <= downloads(hub, "datasets/ada/tickets-clean")  # training read the Hub's
     assert "model.safetensors" in downloads(hub, "ada/tickets-clf")  # evaluation read the model back from the Hub
     card = model["README.md"].decode()
@@ -112,7 +126,7 @@ def test_a_repo_that_appears_between_preflight_and_publish_is_not_overwritten(ba
     import finetune_nb.orchestrate as O
     real = O.run_clean
     def someone_else(*a, **k):
-        hub.repos[("dataset", "ada/d")] = dict(private=False, files={"theirs.csv": b"x"}, commits=["b"*40], branches={"main"})
+        hub.repos[("dataset", "ada/d")] = dict(private=False, files={"theirs.csv": b"x"}, lfs={}, commits=["b"*40], branches={"main"})
         return real(*a, **k)
     monkeypatch.setattr(O, "run_clean", someone_else)
     code, _, err = run(capsys, [*quick(base, tmp_path), "--stop-after", "clean", "--dataset-target", "hf://datasets/ada/d"])
