@@ -182,17 +182,22 @@ def test_split_is_stratified_on_the_sample():
 def test_reference_test_leakage(tmp_path):
     train_lines = [j(text=f"please tell me how to {v} my {o} today", label=o) for v in ("open", "close", "freeze", "view")
                    for o in ("card", "account", "loan")]
-    ref = write_lines(tmp_path/"official.jsonl", [j(text="Please tell me how to OPEN my card today", label="card"),
-                                                 j(text="please tell me how to view my loan today now", label="loan"),
-                                                 j(text="something else entirely", label="card"), "oops"])
+    near = [("view", "loan"), ("close", "card"), ("freeze", "account"), ("open", "loan")]  # 3 of the 12 rows go to test:
+    ref = write_lines(tmp_path/"official.jsonl", [j(text="Please tell me how to OPEN my card today", label="card"),  # one of these 4 is in train
+                                                 j(text="something else entirely", label="card"), "oops",
+                                                 *[j(text=f"today please tell me how to {v} my {o}", label=o) for v, o in near]])
     res = clean(CleanSettings(input_path=str(write_lines(tmp_path/"r.jsonl", train_lines)), label_field="label",
                               reference_test=str(ref), near_dup_threshold=0.9, test_size=0.25))
     found = res.stats["leakage"]["reference_test"]
     in_train = set(res.train.text)
     hits = {x["id"]: x for x in found["in_train"]}
-    if "please tell me how to open my card today" in in_train: assert hits[1]["exact"]
-    assert 3 not in hits and found["unreadable_lines"] == 1 and found["rows"] == 3
-    for x in found["in_train"]: assert x["train_id"] in set(res.train.id)
+    assert (1 in hits) == ("please tell me how to open my card today" in in_train) and (1 not in hits or hits[1]["exact"])
+    assert 2 not in hits and found["unreadable_lines"] == 1 and found["rows"] == 6
+    for line, (v, o) in enumerate(near, start=4):  # each near copy is found exactly when its original row is in train
+        assert (line in hits) == (f"please tell me how to {v} my {o} today" in in_train), line
+        if line in hits: assert not hits[line]["exact"] and hits[line]["similarity"] >= 0.9  # the same words, another order
+    assert sum(not x["exact"] for x in found["in_train"]) >= 1  # a near match was found: the check is not vacuous
+    for x in found["in_train"]: assert res.train.set_index("id").loc[x["train_id"], "text"] in in_train
 
 
 def test_test_rows_near_train_rows_are_reported(tmp_path, monkeypatch):

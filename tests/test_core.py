@@ -191,10 +191,41 @@ def test_hf_token_from_login_cache(no_secrets):
     assert redact("x hf_" + "C"*34) == "x ***"
 
 
+from contextlib import contextmanager
+
+
+@contextmanager
+def environ(**kw):
+    "Set (or, with None, unset) environment variables inside the block; restore them after."
+    old = {k: os.environ.get(k) for k in kw}
+    for k, v in kw.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(), st.text(), st.text(alphabet="0123456789abcdefABCDEF_-", min_size=8, max_size=60))
-def test_redact_removes_secret_in_any_context(before, after, secret):
-    assert secret not in redact(before + secret + after, extra=[secret])
+def test_redact_removes_the_secrets_in_force_in_any_context(before, after, secret):
+    "A W&B key has no tell-tale shape: it is redacted because it is in force (WANDB_API_KEY), wherever it appears."
+    with environ(WANDB_API_KEY=secret, HF_TOKEN=None):
+        assert secret in core.known_secrets()
+        assert secret not in redact(before + secret + after)
+    assert redact(before + secret + after) == before + secret + after or "hf_" in before + after  # not in force: left alone
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.text(), st.sampled_from(["hf_", "api_org_"]), st.text(alphabet="abcdefXYZ0123456789", min_size=30, max_size=50),
+       st.sampled_from([" ", "=", '"', "'", "/", ":", "\n", "(", ","]))
+def test_redact_removes_token_shaped_strings_in_force_or_not(before, after, prefix, body, sep):
+    "An HF token (or org key) is redacted by its shape, whether or not it is the one in force, between any separators."
+    token = prefix + body
+    with environ(WANDB_API_KEY=None, HF_TOKEN=None):
+        assert token not in redact(before + sep + token + sep + after)
 
 
 @given(ns=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", fullmatch=True),

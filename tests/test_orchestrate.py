@@ -533,9 +533,16 @@ def test_a_150_label_data_set_runs_through_the_step_notebooks(env, tmp_path, cap
     assert record["results"]["data"]["labels"]["read"] == 150 and record["results"]["data"]["labels"]["test"] == 150
     info = json.loads((run/"model"/"train_metrics.json").read_text())
     assert len(info["labels"]) == 150 and info["labels"] == sorted(info["labels"])
-    metrics = json.loads((run/"eval"/"metrics.json").read_text())["fine_tuned"]
-    assert metrics["top1_accuracy"] <= metrics["top2_accuracy"] <= metrics["top3_accuracy"]
-    assert {json.loads(l)["label"] for l in (run/"eval"/"predictions.jsonl").read_text().splitlines()} == set(info["labels"])
+    m = json.loads((run/"eval"/"metrics.json").read_text())
+    metrics, recs = m["fine_tuned"], [json.loads(l) for l in (run/"eval"/"predictions.jsonl").read_text().splitlines()]
+    assert {r["label"] for r in recs} == set(info["labels"]) and all(len(r["top_labels"]) == 3 for r in recs)
+    for k in (1, 2, 3):  # top-k from the records, k labels each, over all 150
+        assert metrics[f"top{k}_accuracy"] == pytest.approx(sum(r[f"correct@{k}"] for r in recs)/len(recs))
+    assert set(metrics["per_class"]) >= set(info["labels"]) and len(metrics["confusion_matrix"]["matrix"]) == 150
+    assert all(len(row) == 150 for row in metrics["confusion_matrix"]["matrix"]) and metrics["confusion_matrix"]["labels"] == info["labels"]
+    from PIL import Image
+    for png in (run/"dataset"/"class_balance.png", Path(m["confusion_matrix_png"]), Path(m["reliability_diagram"])):
+        with Image.open(png) as im: assert im.size[0] > 300 and len(im.convert("L").getcolors(256) or range(257)) > 2, png  # drawn
 
 
 @pytest.mark.parametrize("argv, says", [

@@ -189,13 +189,35 @@ def test_temperature_scaling_is_fitted_on_validation_and_folded_into_the_publish
     assert run_train(settings(data, tmp_path/"off"))[0].info["temperature"] is None  # off by default
 
 
-def test_class_weights_and_early_stopping(data, tmp_path):
+def test_class_weights_are_inverse_frequencies_and_the_loss_uses_them(data, tmp_path):
+    "An imbalanced set (24/12/6 rows): the loss's weights are n/(k*count) of the rows trained on, and it is their weighted CE."
+    from sklearn.utils.class_weight import compute_class_weight
+    words = [f"{a}{b}" for a in ("al", "be", "ga", "de", "ep", "ze") for b in ("x", "y", "z", "w")]
+    rows = [{"text": f"{topic} {w}", "label": lab} for lab, topic, n in (("card", "my card has not come", 24),
+            ("pin", "how to change the pin", 12), ("loan", "can i borrow money", 6)) for w in words[:n]]
+    (tmp_path/"r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, pub = run_clean(CleanSettings(input_path=str(tmp_path/"r.jsonl"), label_field="label", target=str(tmp_path/"d"),
+                                     near_dup_threshold=1.0, test_size=0.25))
+    res, _ = run_train(settings(data, tmp_path, dataset=pub.location, class_weights="balanced", epochs=1))
+    fit = torch.tensor(res.trainer.train_dataset["labels"])
+    want = torch.tensor(compute_class_weight("balanced", classes=torch.arange(3).numpy(), y=fit.numpy()), dtype=torch.float)
+    assert len(set(want.tolist())) == 3  # imbalanced: three different weights, or the check below proves nothing
+    logits, labels = torch.randn(8, 3), torch.tensor([0, 1, 2, 0, 0, 1, 2, 2])
+    out = type("Out", (), {"logits": logits})()
+    got = res.trainer.compute_loss_func(out, labels)
+    assert torch.allclose(got, torch.nn.functional.cross_entropy(logits, labels, weight=want), atol=1e-6)
+    assert not torch.allclose(got, torch.nn.functional.cross_entropy(logits, labels), atol=1e-3)  # not the unweighted loss
+    plain, _ = run_train(settings(data, tmp_path, dataset=pub.location, target=str(tmp_path/"plain"), output_dir=str(tmp_path/"pc"), epochs=1))
+    assert plain.trainer.compute_loss_func is None  # class_weights='none': the model's own loss
+
+
+def test_early_stopping_stops_when_macro_f1_stops_improving(data, tmp_path):
     rec = Record()
-    res, _ = run_train(settings(data, tmp_path, class_weights="balanced", early_stopping_patience=1, eval_steps=1,
-                                epochs=5, learning_rate=1e-12), callbacks=[rec])
-    assert res.trainer.compute_loss_func is not None
+    res, _ = run_train(settings(data, tmp_path, early_stopping_patience=1, eval_steps=1, epochs=5, learning_rate=1e-12),
+                       callbacks=[rec])
     steps_per_epoch = -(-res.info["rows"]["train"] // 4)
     assert res.trainer.state.global_step < 5*steps_per_epoch  # stopped: a frozen model never improves its macro-F1
+    assert res.trainer.state.global_step == 2  # the first evaluation, then one without improvement: patience 1 ends it
 
 
 def test_no_validation_rows_is_a_clear_error(data, tmp_path):
