@@ -22,8 +22,8 @@ __all__ = ['logger', 'WANDB_MODES', 'HF_PREFIX', 'SAMPLE_TEXT_FIELD', 'SAMPLE_LA
            'setting_name', 'renamed_settings', 'SettingsError', 'check_settings', 'json_default', 'jsonl_line',
            'hf_token', 'wandb_key', 'known_secrets', 'looks_like_secret', 'check_no_secrets', 'redact', 'get_logger',
            'RedactingFormatter', 'setup_logging', 'check_wandb_mode', 'init_wandb', 'set_seed', 'library_versions',
-           'DeviceInfo', 'detect_device', 'set_threads', 'Target', 'parse_target', 'switch_on', 'check_target',
-           'Publication', 'hub_local_dir', 'StorageError', 'storage_error', 'publishing', 'sample_data']
+           'DeviceInfo', 'detect_device', 'set_threads', 'Target', 'parse_target', 'restore_interrupted', 'switch_on',
+           'check_target', 'Publication', 'hub_local_dir', 'StorageError', 'storage_error', 'publishing', 'sample_data']
 
 # %% ../nbs/00_core.ipynb #3c18e994
 def setting(
@@ -410,6 +410,15 @@ def _replace_dir(new: Path, dest: Path):
         old = new.with_name(new.name + ".old")
         os.rename(dest, old); os.rename(new, dest); os.rename(old, new)
 
+def restore_interrupted(dest: Path) -> bool:
+    "Put back the previous version of `dest` that a publication stopped between its two renames left beside it; True if it did."
+    if dest.exists() or not dest.parent.is_dir(): return False
+    olds = sorted(dest.parent.glob(f".{dest.name}.staging-*.old"), key=lambda p: p.stat().st_mtime)
+    if not olds: return False
+    os.rename(olds[-1], dest)  # the version that was in place (the new one never took its place)
+    logger.warning("%s: a publication was stopped between its two renames; the previous version is back in place", dest)
+    return True
+
 # %% ../nbs/00_core.ipynb #1ca6178a
 def switch_on(flag_name: str) -> str:
     "How to switch a boolean setting on, in the words of whoever runs this: `overwrite=True`, `--overwrite`, `-p overwrite True`."
@@ -478,8 +487,11 @@ def publishing(
     local_dir: str | Path | None = None,  # Hub targets: where the local copy goes
 ) -> Iterator[Publication]:
     "Stage an artefact folder, then put it in place atomically (local) or keep a local copy and upload it (Hub)."
-    t = check_target(target, overwrite)
-    dest = t.path if not t.is_hub else check_target(Path(local_dir or hub_local_dir(t)), overwrite).path
+    t = parse_target(target)
+    local = t.path if not t.is_hub else Path(local_dir or hub_local_dir(t))
+    restore_interrupted(local)  # a publication stopped between two renames: the previous version first goes back
+    t = check_target(t, overwrite)
+    dest = t.path if not t.is_hub else check_target(local, overwrite).path
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))

@@ -18,10 +18,10 @@ from .evaluation import EvalSettings
 from .train import TrainSettings
 
 # %% auto #0
-__all__ = ['STEPS', 'ENGINES', 'NOTEBOOKS', 'STEP_FIELDS', 'inherit', 'OrchestrateSettings', 'dataset_kind', 'plan_steps',
-           'run_name', 'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset', 'train_settings',
-           'eval_settings', 'Plan', 'make_plan', 'process_id', 'process_alive', 'run_status', 'is_run_dir',
-           'continue_run']
+__all__ = ['STEPS', 'ENGINES', 'NOTEBOOKS', 'STEP_FIELDS', 'CLEAN_SHAPES', 'TRAIN_SHAPES', 'inherit', 'OrchestrateSettings',
+           'dataset_kind', 'plan_steps', 'run_name', 'new_run_dir', 'run_paths', 'clean_settings', 'cleaned_dataset',
+           'train_settings', 'eval_settings', 'Plan', 'make_plan', 'process_id', 'process_alive', 'run_status',
+           'is_run_dir', 'published_here', 'continue_run']
 
 # %% ../nbs/04a_plan.ipynb #39f953c4
 STEPS = ("clean", "train", "eval")
@@ -286,9 +286,32 @@ def is_run_dir(path: str | Path) -> bool:
     "Whether `path` is a run folder (it holds `run.json`)."
     return bool(path) and not str(path).startswith("hf://") and (Path(path).expanduser()/"run.json").is_file()
 
-def _whole(target: str, marker: str) -> bool:
-    "Whether a local target holds a whole published artefact (its `marker` file is written with it, atomically)."
-    return not target.startswith("hf://") and (Path(target)/marker).is_file()
+CLEAN_SHAPES = ("text_field", "label_field", "test_size", "seed", "near_dup_threshold", "noise", "labels_include", "labels_exclude",
+                "min_per_label", "max_per_label")  # the settings that decide what a cleaning publishes
+TRAIN_SHAPES = ("base_model", "revision", "epochs", "max_length", "batch_size", "gradient_accumulation", "learning_rate", "warmup",
+                "seed", "val_size", "class_weights", "early_stopping_patience", "temperature_scaling", "max_train_samples",
+                "wandb_group")  # ... what a training publishes (`wandb_group` is the run's own name: another run's model is not this one's)
+
+def _file_sha256(path: str | Path) -> str | None:
+    import hashlib
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    except OSError: return None
+    return h.hexdigest()
+
+def published_here(target: str, step, kind: str) -> bool:
+    "Whether a local `target` holds a whole artefact that `step` (its settings) made: whole (the marker file is written with it,"
+    " atomically) and made from the same input and settings, not a previous version left by a publication that was stopped."
+    if target.startswith("hf://"): return False
+    marker, shapes = ("stats.json", CLEAN_SHAPES) if kind == "clean" else ("train_metrics.json", TRAIN_SHAPES)
+    try: info = json.loads((Path(target)/marker).read_text(encoding="utf-8"))
+    except (OSError, ValueError): return False
+    made = info.get("settings") or {}
+    if any(made.get(k) != getattr(step, k) for k in shapes): return False
+    if kind == "clean": return (info.get("input") or {}).get("sha256") == _file_sha256(step.input_path)
+    return made.get("dataset") == step.dataset
 
 def continue_run(
     run_dir: str | Path,  # the run folder, `<runs_dir>/<time>-<name>`
@@ -305,8 +328,9 @@ def continue_run(
     s = OrchestrateSettings(**{**saved, **(given or {}), "run_dir": str(run_dir), "resume": True})
     paths, steps = run_paths(s, run_dir), plan_steps(s)
     done = {k for k, v in record.get("steps", {}).items() if v.get("status") == "done"}
-    if "clean" in steps and _whole(paths["dataset_target"], "stats.json"): done.add("clean")
-    if "train" in steps and _whole(paths["model_target"], "train_metrics.json"): done.add("train")
+    if "clean" in steps and published_here(paths["dataset_target"], clean_settings(s, run_dir), "clean"): done.add("clean")
+    if "train" in steps and published_here(paths["model_target"], train_settings(s, run_dir, paths["dataset_target"]), "train"):
+        done.add("train")
     if set(steps) <= done: raise SettingsError(f"{run_dir} is {status}: every step it planned ({', '.join(steps)}) is done")
     now = {"dataset": paths["dataset_target"]} if "clean" in done else {}
     if "train" in done: now["model"] = paths["model_target"]

@@ -103,6 +103,25 @@ def write_topic_rows(path: Path) -> Path:
     return path
 
 
+SECRETS_SCANNED = {"finished run": 40, "failing run": 10}  # files a run folder holds at least, scanned for tokens (reliability.md)
+
+
+def sealed_env(root: Path, **extra) -> dict:
+    "An environment in which every place a run may write lies under `root`: HOME (its caches and configs), TMPDIR, the HF"
+    " and W&B folders, matplotlib's and Jupyter's; so that a scan of `root` covers whatever the run wrote."
+    home, tmp = root/"home", root/"tmp"
+    for d in (home, tmp): d.mkdir(parents=True, exist_ok=True)
+    drop = ("HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "WANDB_DIR",
+            "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    return {**env, "HOME": str(home), "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
+def files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
 def docs_script():
     "scripts/docs.py, the docs site's builder and browser check, as a module."
     import importlib.util

@@ -264,13 +264,39 @@ def test_a_full_disk_while_publishing_keeps_the_previous_dataset_and_says_where(
                           "free space there, then run again") in err, err
     assert {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]  # nothing half-written left beside it
+    monkeypatch.undo()  # space freed: the same command again publishes the new version, whole
+    assert run(capsys, [*argv, "--overwrite", "--seed", "7"])[0] == 0
+    after = {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    assert after != before and json.loads(after["stats.json"])["settings"]["seed"] == 7
 
 
-def test_a_read_only_folder_is_said_with_its_path(base, tmp_path, capsys, monkeypatch):
-    import errno, tempfile
-    def read_only(*a, **k): raise OSError(errno.EROFS, "Read-only file system")
-    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
-    code, _, err = run(capsys, [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, tmp_path/"runs"), "--stop-after", "clean"])
-    (run_dir,) = (tmp_path/"runs").iterdir()
-    assert code == 1 and (f"{run_dir}: could not write (the file system is read-only); dataset was not published; choose a folder this "
-                          "user may write to, then run again") in err, err
+def _user_namespaces() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+def test_a_folder_that_turns_read_only_during_the_work_is_said_with_its_path_and_resume_finishes(base, tmp_path):
+    "A real read-only file system: the dataset's folder bind-mounted read-only (in a user namespace of the run's own) just"
+    " before the cleaning step publishes; exit 1 naming the folder, run.json says so, and `--resume` then finishes the run."
+    if not _user_namespaces(): pytest.skip("no user namespaces here (`unshare -rm`): a read-only mount cannot be made without root")
+    out, runs = tmp_path/"out", tmp_path/"runs"
+    out.mkdir()
+    argv = [str(write(tmp_path/"t.jsonl", topic_rows())), *quick(base, runs), "--dataset-target", str(out/"dataset")]
+    script = (f"import subprocess, sys\nimport finetune_nb.clean as C\nreal = C.publishing\n"
+              f"def read_only_then(*a, **k):  # the disk goes read-only after the preflight, before the publication\n"
+              f"    subprocess.run(['mount', '-o', 'bind,ro', {str(out)!r}, {str(out)!r}], check=True)\n"
+              f"    return real(*a, **k)\nC.publishing = read_only_then\n"
+              f"from finetune_nb.orchestrate import main\nsys.exit(main({argv!r}))")
+    res = subprocess.run(["unshare", "-rm", sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    (run_dir,) = runs.iterdir()
+    assert res.returncode == 1 and (f"{out}: could not write (the file system is read-only); dataset was not published; choose a "
+                                    "folder this user may write to, then run again") in res.stderr, res.stderr[-3000:]
+    record = json.loads((run_dir/"run.json").read_text())
+    assert record["status"] == "failed" and record["steps"]["clean"]["status"] == "failed" and "read-only" in record["error"]
+    assert list(out.iterdir()) == [] and f"finetune-nb {run_dir} --resume" in (run_dir/"summary.md").read_text()  # nothing half-written
+    again = subprocess.run([str(Path(sys.executable).parent/"finetune-nb"), str(run_dir), "--resume"], capture_output=True, text=True,
+                           timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # the mount is gone with its namespace
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((run_dir/"run.json").read_text())["status"] == "done" and (out/"dataset"/"stats.json").is_file()
+
+

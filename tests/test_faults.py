@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TOPICS, WORDS
+from conftest import SECRETS_SCANNED, TOPICS, WORDS, files_under, sealed_env
 from finetune_nb.orchestrate import main
 from finetune_nb.plan import run_status
 from finetune_nb.testing import tiny_deberta
@@ -115,22 +115,41 @@ def test_a_run_killed_while_evaluating_predicts_each_example_once(base, tmp_path
     assert record["status"] == "done" and record["results"]["test"]["rows"] == 6000
 
 
-def test_a_publish_killed_midway_leaves_the_previous_dataset_whole(base, tmp_path):
+KILL_AT = {  # a process that publishes, killed where damage is possible: SIGKILL from inside, at that very point
+    "while staging": "real = C._replace_dir\ndef at(new, dest):\n    os.kill(os.getpid(), signal.SIGKILL)\nC._replace_dir = at",
+    "between the renames": ("C._exchange = lambda a, b: False  # a file system with no atomic swap: two renames\n"
+                            "real = os.rename\ndef rename(a, b):\n    real(a, b)\n"
+                            "    if str(b).endswith('.old'): os.kill(os.getpid(), signal.SIGKILL)  # the target is gone now\n"
+                            "os.rename = rename"),
+}
+
+
+@pytest.mark.parametrize("where", list(KILL_AT))
+def test_a_publish_killed_midway_leaves_the_previous_dataset_and_resume_finishes(base, tmp_path, where):
+    "Killed while the new dataset is staged, or between the two renames of a swap without renameat2: the previous version"
+    " is whole (in place, or beside it to be put back), and `--resume` finishes the run with the new one."
     target, runs = tmp_path/"published", tmp_path/"runs"
-    assert main([str(write(tmp_path/"small.jsonl", rows(40))), *quick(base, runs), "--stop-after", "clean",
+    assert main([str(write(tmp_path/"small.jsonl", rows(40))), *quick(base, runs/"first"), "--stop-after", "clean",
                  "--dataset-target", str(target)]) == 0
     previous = snapshot(target)
-    big = write(tmp_path/"big.jsonl", rows(150_000, seed=2))
-    for attempt in range(3):  # the staging folder lives a fraction of a second: catch it, else try again
-        proc = launch([str(big), *quick(base, runs), "--stop-after", "clean", "--dataset-target", str(target), "--overwrite"])
-        staging = lambda: [p for p in tmp_path.iterdir() if p.name.startswith(".published.staging-") and _has_files(p)]
-        try: kill_when(proc, staging, timeout=600)
-        except pytest.fail.Exception:
-            if attempt == 2: raise
-            previous = snapshot(target)  # it finished first: the new version is now the previous one
-            continue
-        break
-    assert snapshot(target) == previous  # the previous version, whole
+    argv = [str(write(tmp_path/"other.jsonl", rows(60, seed=3))), *quick(base, runs/"second"), "--stop-after", "clean",
+            "--dataset-target", str(target), "--overwrite"]
+    script = f"import os, signal, sys\nimport finetune_nb.core as C\n{KILL_AT[where]}\nfrom finetune_nb.orchestrate import main\nsys.exit(main({argv!r}))"
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, timeout=600)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+    (run_dir,) = (runs/"second").iterdir()
+    assert run_status(json.loads((run_dir/"run.json").read_text())) == "interrupted"  # its process is gone
+    if where == "while staging": assert snapshot(target) == previous  # the previous version, whole, in place
+    else:
+        assert not target.exists()  # the moment between the renames: no target, and the previous version beside it, whole
+        (old,) = tmp_path.glob(".published.staging-*.old")
+        assert snapshot(old) == previous
+    assert all(p.name.startswith(".published.staging-") for p in tmp_path.iterdir() if p.name not in ("published", "runs", "small.jsonl", "other.jsonl"))
+    record = finish(run_dir)  # the command the docs give
+    assert record["status"] == "done" and record["steps"]["clean"]["status"] == "done"
+    now = snapshot(target)
+    assert now != previous and json.loads(now["stats.json"])["input"]["lines"] == 60  # the new dataset, whole
+    assert not list(tmp_path.glob(".published.staging-*.old"))  # the previous version was put back, then replaced
 
 
 def test_a_run_stopped_by_sigterm_says_interrupted_and_how_to_continue(base, tmp_path):
@@ -142,6 +161,11 @@ def test_a_run_stopped_by_sigterm_says_interrupted_and_how_to_continue(base, tmp
     record = json.loads((run_dir/"run.json").read_text())
     assert proc.returncode == 130 and record["status"] == "interrupted" and record["steps"]["train"]["status"] == "interrupted"
     assert f"finetune-nb {run_dir} --resume   # continue this run where it stopped" in (run_dir/"summary.md").read_text()
+    saved = int(last_checkpoint(run_dir/"checkpoints").rsplit("-", 1)[1])
+    record = finish(run_dir)  # that command, run: the run is done, training went on from the checkpoint
+    info = json.loads((run_dir/"model"/"train_metrics.json").read_text())
+    assert record["status"] == "done" and record["attempts"][0]["status"] == "interrupted"
+    assert (info["started_at_step"], info["resumed_from"]) == (saved, f"checkpoint-{saved}")
 
 
 def test_no_token_reaches_any_file_or_the_console_of_a_failing_notebook_run(base, tmp_path):
@@ -152,14 +176,16 @@ def test_no_token_reaches_any_file_or_the_console_of_a_failing_notebook_run(base
     shutil.copytree(base, broken)
     weights = broken/"model.safetensors"
     weights.write_bytes(weights.read_bytes()[:len(weights.read_bytes())//2])  # the header reads, the tensors do not
-    data, runs = write(tmp_path/"t.jsonl", rows(40)), tmp_path/"runs"
+    data, runs = write(tmp_path/"t.jsonl", rows(40)), tmp_path/"work"/"runs"
+    runs.parent.mkdir()
     res = subprocess.run([FINETUNE_NB, str(data), *quick(broken, runs), "--engine", "papermill", "--wandb-mode", "offline"],
-                         capture_output=True, text=True, timeout=900, env={**ENV, "HF_TOKEN": hf, "WANDB_API_KEY": wb})
+                         capture_output=True, text=True, timeout=900, cwd=runs.parent,
+                         env=sealed_env(tmp_path, HF_TOKEN=hf, WANDB_API_KEY=wb))  # HOME, TMPDIR, caches: all under tmp_path
     assert res.returncode == 1 and "step train failed" in res.stderr, res.stderr[-3000:]
     (run_dir,) = runs.iterdir()
     assert json.loads((run_dir/"run.json").read_text())["steps"]["train"]["status"] == "failed"
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) > 10 and (run_dir/"02_train.ipynb").is_file()
-    print(f"secrets: {len(files)} files of a failing papermill run scanned")  # the figure README's Reliability section gives (-s)
+    files = files_under(tmp_path)
+    assert len([p for p in files if run_dir in p.parents]) >= SECRETS_SCANNED["failing run"] and (run_dir/"02_train.ipynb").is_file()
+    print(f"secrets: {len(files)} files of a failing papermill run scanned")
     leaks = [str(p) for p in files if hf.encode() in p.read_bytes() or wb.encode() in p.read_bytes()]
     assert not leaks and hf not in res.stdout + res.stderr and wb not in res.stdout + res.stderr

@@ -153,22 +153,29 @@ def test_resume_skips_a_checkpoint_cut_off_mid_save(data, tmp_path):
 
 
 def test_a_full_disk_while_saving_a_checkpoint_says_where_and_resume_goes_on(data, tmp_path, monkeypatch):
+    "The disk fills in the middle of the second checkpoint: its weights written, half its optimizer state, then ENOSPC."
     import errno
-    from transformers import Trainer
-    real, calls = Trainer._save_checkpoint, []
-    def filling(self, *a, **k):
-        calls.append(1)
-        if len(calls) == 2: raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, *a, **k)
-    monkeypatch.setattr(Trainer, "_save_checkpoint", filling)
+    real, calls = torch.save, []
+    def filling(obj, f, *a, **k):  # what torch.save writes into a checkpoint folder: the optimizer's and scheduler's state
+        calls.append(str(f))
+        if sum(c.endswith("optimizer.pt") for c in calls) != 2 or not str(f).endswith("optimizer.pt"): return real(obj, f, *a, **k)
+        real(obj, f, *a, **k)
+        Path(f).write_bytes(Path(f).read_bytes()[:Path(f).stat().st_size//2])  # the bytes that fitted
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", filling)
     out = tmp_path/"ckpt"
     s = settings(data, tmp_path, output_dir=str(out), eval_steps=2, epochs=2)
     with pytest.raises(OSError, match=rf"{out}: could not write \(the disk is full\); the checkpoints saved before are kept: "
                                       "continue from them with resume=True; free space there"):
         run_train(s)
-    monkeypatch.setattr(Trainer, "_save_checkpoint", real)
+    cut = [p for p in out.iterdir() if p.is_dir() and not (p/"trainer_state.json").exists()]
+    assert len(cut) == 1 and (cut[0]/"model.safetensors").exists()  # damage done: a checkpoint cut off mid-save, weights and all
+    whole = [p.name for p in out.iterdir() if (p/"trainer_state.json").exists()]
+    assert len(whole) == 1 and int(whole[0].split("-")[1]) < int(cut[0].name.split("-")[1])
+    monkeypatch.setattr(torch, "save", real)
     res, pub = run_train(TrainSettings(**{**s.__dict__, "resume": True}))
-    assert res.info["resumed_from"] == "checkpoint-2" and Path(pub.location, "model.safetensors").exists()
+    assert res.info["resumed_from"] == whole[0] and Path(pub.location, "model.safetensors").exists()  # the whole one, not the cut
+    assert not cut[0].exists() or (cut[0]/"trainer_state.json").exists()  # the cut checkpoint was removed (or saved anew, whole)
 
 
 def test_temperature_scaling_is_fitted_on_validation_and_folded_into_the_published_head(data, tmp_path):
