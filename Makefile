@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OFFLINE := HF_HUB_OFFLINE=1 WANDB_MODE=offline HF_HUB_DISABLE_TELEMETRY=1
 
-.PHONY: setup demo test docs lab export lock clean-runs
+.PHONY: setup demo test docs lab mutants export lock clean-runs
 
 # Creates or updates the environment; returns at once when it is up to date.
 setup:
@@ -31,6 +31,11 @@ docs: setup
 # progress bars, run folders in the copy's runs/. Screenshots and report.json in build/lab/. (`make test` runs it too.)
 lab: setup
 	$(OFFLINE) $(BIN)/python scripts/lab.py
+
+# Do the tests catch the bugs they claim to? Realistic bugs planted one at a time in a scratch copy (never this tree), each
+# run against the fast tests that guard it; the last line says `N of M mutants killed` (exit 0 only when all are). ~10 min.
+mutants: setup
+	$(OFFLINE) $(BIN)/python scripts/mutants.py
 
 # Regenerate the package from the notebooks and strip notebook metadata (CI checks both leave no diff).
 export: setup

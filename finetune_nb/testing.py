@@ -234,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             repo_id = f"{req.get('organization') or user[0]}/{req['name']}"
             if (kind, repo_id) in stub.repos: return self._send(409, {"error": "You already created this repo", "url": stub.repo_url(kind, repo_id)})
             private = bool(req.get("private")) or req.get("visibility") == "private"
-            stub.repos[(kind, repo_id)] = dict(private=private, files={}, lfs={}, commits=[], branches={"main"})
+            stub.add_repo(kind, repo_id, private=private)
             return self._send(200, {"url": stub.repo_url(kind, repo_id), "name": repo_id})
         if parts == ["api", "validate-yaml"]:  # the Hub checks a README's front matter before an upload
             import yaml
@@ -301,6 +301,18 @@ class HubStub:
         self.requests: list[tuple[str, str]] = []
         self.endpoint: str | None = None
         self.storage: str | None = None  # where large files' bytes go and come from: another origin
+
+    def add_repo(
+        self,
+        kind: str,  # 'model' or 'dataset'
+        repo_id: str,  # user/name
+        files: dict[str, bytes] | None = None,  # its files: given, one commit holds them (as if someone else had published)
+        private: bool = False,
+    ) -> dict:
+        "A repo on the stub, as `create_repo` makes it (and, with `files`, as a first commit fills it)."
+        commits = [hashlib.sha1(f"{kind}/{repo_id}".encode()).hexdigest()] if files else []
+        self.repos[(kind, repo_id)] = repo = dict(private=private, files=dict(files or {}), lfs={}, commits=commits, branches={"main"})
+        return repo
 
     def repo_url(self, kind: str, repo_id: str) -> str:
         return f"{self.endpoint}/{'' if kind == 'model' else kind + 's/'}{repo_id}"

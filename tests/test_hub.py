@@ -126,7 +126,7 @@ def test_a_repo_that_appears_between_preflight_and_publish_is_not_overwritten(ba
     import finetune_nb.orchestrate as O
     real = O.run_clean
     def someone_else(*a, **k):
-        hub.repos[("dataset", "ada/d")] = dict(private=False, files={"theirs.csv": b"x"}, lfs={}, commits=["b"*40], branches={"main"})
+        hub.add_repo("dataset", "ada/d", {"theirs.csv": b"x"})
         return real(*a, **k)
     monkeypatch.setattr(O, "run_clean", someone_else)
     code, _, err = run(capsys, [*quick(base, tmp_path), "--stop-after", "clean", "--dataset-target", "hf://datasets/ada/d"])

@@ -307,7 +307,7 @@ def test_hub_targets_pass_with_a_write_token_for_the_namespace(env, hub, tmp_pat
 
 def test_existing_hub_repo_needs_overwrite(env, hub, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", WRITE)
-    hub.repos[("model", "ada/clf")] = dict(private=False, files={"model.safetensors": b"x"}, commits=["a"*40], branches={"main"})
+    hub.add_repo("model", "ada/clf", {"model.safetensors": b"x"})
     argv = [str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--dry-run", "--model-target", "hf://ada/clf"]
     code, _, err = run_main(capsys, argv)
     assert code == 2 and "hf://ada/clf already holds 1 files" in err
