@@ -26,13 +26,46 @@ def model_card(info: dict) -> str:
     "The model card (`README.md`): metadata for the Hub, then data, settings, validation metrics, labels and limits."
     from huggingface_hub import ModelCard, ModelCardData
     b, s, v = info["base_model"], info["settings"], info["validation"]
+    multi = info.get("problem_type") == "multi_label_classification"
     base_id = b.get("hub_id")  # decided where the model was loaded: a local folder's name is no Hub id
     ds = parse_target(info["dataset"], repo_type="dataset") if info["dataset"] else None
     data = ModelCardData(
         library_name="transformers", pipeline_tag="text-classification", base_model=base_id,
-        datasets=[ds.repo_id] if ds is not None and ds.is_hub else None, tags=["finetune_nb", "text-classification"],
+        datasets=[ds.repo_id] if ds is not None and ds.is_hub else None, tags=["finetune_nb", "text-classification", *(["multi-label-classification"] if multi else [])],
         model_name=Path(str(info.get("target", "model"))).name)
     labels = ", ".join(f"`{l}`" for l in info["labels"])
+    if multi:
+        th = info["thresholds"]
+        metrics = f"""| subset accuracy | macro-F1 | micro-F1 | samples-F1 | Hamming loss |
+|---|---|---|---|---|
+| {v.get('subset_accuracy', float('nan')):.4f} | {v.get('macro_f1', float('nan')):.4f} | {v.get('micro_f1', float('nan')):.4f} | {v.get('samples_f1', float('nan')):.4f} | {v.get('hamming_loss', float('nan')):.4f} |
+
+**Multi-label**: every label is scored on its own (a sigmoid each), and a label is predicted when its score
+reaches its threshold. The thresholds were tuned per label on the validation rows (the F1 of each label; 0.5
+for a label with no validation row), and these F1 scores are at them (macro-F1 at 0.5 for all:
+{v.get('macro_f1_at_half', float('nan')):.4f}). They are in `config.json` as `finetune_nb_thresholds`."""
+        labels = "| label | threshold |\n|---|---|\n" + "\n".join(f"| `{l}` | {th[l]:.2f} |" for l in info["labels"])
+        use = f"""```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="{_where(info.get('target', ''))}", top_k=None)  # sigmoid scores, every label
+thresholds = clf.model.config.finetune_nb_thresholds
+scores = clf(["my card has not arrived and my top up failed"])[0]  # one list of every label's score a text
+predicted = [s["label"] for s in scores if s["score"] >= thresholds[s["label"]]]  # the predicted set (it may be empty)
+```"""
+        limits = ("Tagging short texts with any of the labels above, or none of them. Labels are decided one by one, at their own "
+                  "thresholds: a label rare in training has a threshold tuned on few rows, so check its validation F1 before relying on it.")
+    else:
+        metrics = f"""| accuracy | macro-F1 | micro-F1 |
+|---|---|---|
+| {v.get('accuracy', float('nan')):.4f} | {v.get('macro_f1', float('nan')):.4f} | {v.get('micro_f1', float('nan')):.4f} |"""
+        use = f"""```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="{_where(info.get('target', ''))}", top_k=3)
+clf("my card has not arrived")
+```"""
+        limits = ("Routing and tagging short texts into the labels above. It only knows these labels: every input gets one\n"
+                  "of them, however far it is from all of them, so check the scores (or add an \"other\" label) before\n"
+                  "acting on a prediction for out-of-scope text.")
     body = f"""
 # Text classifier fine-tuned with finetune_nb
 
@@ -42,9 +75,7 @@ on the dataset `{info.get('dataset_name') or public_name(info['dataset']) or 'bu
 
 ## Validation metrics (best checkpoint, step {info['best_step']})
 
-| accuracy | macro-F1 | micro-F1 |
-|---|---|---|
-| {v.get('accuracy', float('nan')):.4f} | {v.get('macro_f1', float('nan')):.4f} | {v.get('micro_f1', float('nan')):.4f} |
+{metrics}
 
 Test-split metrics are added by the evaluation step (`03_eval`).
 
@@ -54,11 +85,7 @@ Test-split metrics are added by the evaluation step (`03_eval`).
 
 ## Use
 
-```python
-from transformers import pipeline
-clf = pipeline("text-classification", model="{_where(info.get('target', ''))}", top_k=3)
-clf("my card has not arrived")
-```
+{use}
 
 The tokenizer cuts inputs at {info['max_length']} tokens (its `model_max_length`), as in training.
 
@@ -71,9 +98,7 @@ Full settings, log history and library versions are in `train_metrics.json`.
 
 ## Intended use and limitations
 
-Routing and tagging short texts into the labels above. It only knows these labels: every input gets one
-of them, however far it is from all of them, so check the scores (or add an "other" label) before
-acting on a prediction for out-of-scope text. Quality was measured on held-out data from the same
+{limits} Quality was measured on held-out data from the same
 source; texts from another channel, period or language can score lower. Texts longer than
 {info['max_length']} tokens are cut.
 """

@@ -17,6 +17,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .data import REASONS, data_file, ledger_entry, read_jsonl
+from .labelsets import (MULTI, SINGLE, as_label_sets, cap_per_label, is_multi_label, iterative_split, majority_set,
+                                   set_stats, split_shares)
 from .plots import class_balance
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, Publication, check_no_secrets, check_settings, check_target,
                               hub_local_dir, public_name, public_settings,
@@ -89,15 +91,28 @@ def filter_labels(
     include: list[str] = (),  # keep only these labels (empty: all)
     exclude: list[str] = (),  # drop these labels
 ) -> tuple[pd.DataFrame, list[dict]]:
-    "Apply `labels_include` / `labels_exclude`; naming a label the data lacks is an error (a typo would drop everything)."
-    present = set(df["label"])
+    "Apply `labels_include` / `labels_exclude` (to the members of label sets); naming a label the data lacks is an error (a typo would drop everything)."
+    multi = is_multi_label(df["label"])
+    present = {l for s in df["label"] for l in s} if multi else set(df["label"])
     if unknown := [l for l in [*include, *exclude] if l not in present]:
         raise ValueError(f"labels {unknown} are not in the data; labels present: {sorted(present)}")
+    if multi: return _filter_sets(df, include, exclude)
     drop_in = ~df["label"].isin(include) if include else pd.Series(False, index=df.index)
     drop_ex = df["label"].isin(exclude)
     ledger = [ledger_entry(r.id, "label_not_included", label=r.label) for r in df[drop_in].itertuples()]
     ledger += [ledger_entry(r.id, "label_excluded", label=r.label) for r in df[drop_ex & ~drop_in].itertuples()]
     return df[~(drop_in | drop_ex)], ledger
+
+def _with_sets(df: pd.DataFrame, sets: list) -> pd.DataFrame:
+    return df.assign(label=pd.Series(sets, index=df.index, dtype=object))
+
+def _filter_sets(df: pd.DataFrame, include, exclude) -> tuple[pd.DataFrame, list[dict]]:
+    "Label sets keep the labels the filters allow; a row left with none of its labels is dropped (a row read empty stays)."
+    new = [tuple(l for l in s if (not include or l in include) and l not in exclude) for s in df["label"]]
+    gone = np.array([bool(s) and not t for s, t in zip(df["label"], new)], dtype=bool)
+    ledger = [ledger_entry(r.id, "label_not_included" if include and not set(r.label) & set(include) else "label_excluded",
+                           label=r.label) for r in df[gone].itertuples()]
+    return _with_sets(df, new)[~gone], ledger
 
 # %% ../nbs/01_clean.ipynb #40245488
 def normalize_text(text: str) -> str:
@@ -121,11 +136,13 @@ def resolve_groups(
     group_keys,  # group_keys(keys) -> (leader, cosine to it) per key number, keys grouped in the order given
     noise: str = "drop",  # 'drop' or 'majority' when a group's labels disagree
     cosine=None,  # cosine(a, b) of key numbers (arrays), for the rows a dropped row names; None: groups are exact copies
+    relabelled: list | None = None,  # filled with the kept rows whose label set the majority changed (multi-label)
 ) -> tuple[pd.DataFrame, list[dict]]:
     "Keep one row per group (a leader key and the keys that joined it), resolving groups whose labels disagree by `noise`."
     if noise not in NOISE_RULES: raise ValueError(f"noise must be one of {NOISE_RULES}, got {noise!r}")
     codes = np.asarray(codes)
-    ids, labels, texts = df["id"].to_numpy(), df["label"].to_numpy(object), df["text"].to_numpy(object)
+    ids, labels, texts = df["id"].to_numpy(), df["label"].to_numpy(object).copy(), df["text"].to_numpy(object)
+    multi, changed = is_multi_label(labels), []
     alive, ledger = np.ones(len(df), dtype=bool), []
     def entry(p, reason, to, **kw):  # row p's ledger entry, naming row `to` and its cosine to it (omitted for the same key)
         same = to is None or codes[p] == codes[to]
@@ -139,7 +156,15 @@ def resolve_groups(
         mixed = groups["label"].transform("nunique").to_numpy() > 1
         for rows in pd.Series(pos[mixed]).groupby(lead[codes[pos[mixed]]], sort=False).apply(list):
             counts, first = Counter(labels[rows]).most_common(), rows[0]
-            if noise == "drop" or counts[0][1] == counts[1][1]:
+            if multi and noise == "majority" and (m := majority_set(list(labels[rows]))) is not None:
+                winner = next((p for p in rows if labels[p] == m), first)  # the first copy that carries the majority set
+                if labels[winner] != m:  # none does: the first copy is kept with it
+                    changed.append({"line": int(ids[winner]), "given": list(labels[winner]), "kept": list(m)})
+                    labels[winner] = m
+                out = [p for p in rows if labels[p] != m]
+                ledger += [entry(p, "minority_label", winner) for p in out]
+                alive[out] = False
+            elif noise == "drop" or multi or counts[0][1] == counts[1][1]:
                 reason, names = ("conflicting_labels" if noise == "drop" else "label_tie"), sorted(l for l, _ in counts)
                 ledger += [entry(p, reason, None if p == first else first, labels=names) for p in rows]
                 alive[rows] = False
@@ -155,7 +180,8 @@ def resolve_groups(
     ledger += [entry(p, "exact_duplicate" if codes[p] == codes[f] else "near_duplicate", f) for p, f in zip(pos[dup], first[dup])]
     alive[pos[dup]] = False
     ledger.sort(key=lambda e: e["line"])
-    return df[alive], ledger
+    if relabelled is not None: relabelled += changed
+    return (df[alive].assign(label=pd.Series(list(labels[alive]), index=df.index[alive], dtype=object)) if changed else df[alive]), ledger
 
 # %% ../nbs/01_clean.ipynb #83f2eee7
 def drop_duplicates(
@@ -183,8 +209,9 @@ def drop_duplicates(
             search["candidates"] += found["candidates"]; search["rounds"] += 1
         return lead, sim
     cosine = None if X is None else (lambda a, b: np.asarray(X[a].multiply(X[b]).sum(axis=1)).ravel())
-    kept, ledger = resolve_groups(df, codes, group_keys, noise, cosine)
+    kept, ledger = resolve_groups(df, codes, group_keys, noise, cosine, relabelled := [])
     if info is not None:
+        if relabelled: info["relabelled"] = relabelled
         kept_keys = len(set(codes[df.index.get_indexer(kept.index)]))
         info.update(threshold=threshold, rows=len(df), keys=n, kept_keys=kept_keys, candidates_verified=search["candidates"],
                     search_rounds=search["rounds"], seconds=round(time.time() - t0, 2))
@@ -198,6 +225,7 @@ def balance(
     seed: int = 42,
 ) -> tuple[pd.DataFrame, list[dict]]:
     "Drop labels below `min_per_label`, then down-sample labels above `max_per_label`, keeping `id` order."
+    if is_multi_label(df["label"]): return _balance_sets(df, min_per_label, max_per_label, seed)
     ledger = []
     if min_per_label:
         counts = df["label"].value_counts()
@@ -211,14 +239,34 @@ def balance(
         df = df[df.index.isin(keep)]
     return df, ledger
 
+def _balance_sets(df: pd.DataFrame, min_per_label: int, max_per_label: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
+    "Label sets: rare labels leave the sets (a row left with none of its labels is dropped), then `cap_per_label`."
+    ledger = []
+    if min_per_label:
+        counts = Counter(l for s in df["label"] for l in s)
+        new = [tuple(l for l in s if counts[l] >= min_per_label) for s in df["label"]]
+        gone = np.array([bool(s) and not t for s, t in zip(df["label"], new)], dtype=bool)
+        ledger += [ledger_entry(r.id, "below_min_per_label", label=r.label) for r in df[gone].itertuples()]
+        df = _with_sets(df, new)[~gone]
+    if max_per_label:
+        keep = cap_per_label(list(df["label"]), max_per_label, seed)
+        ledger += [ledger_entry(r.id, "downsampled", label=r.label) for r in df[~keep].itertuples()]
+        df = df[keep]
+    return df, ledger
+
 # %% ../nbs/01_clean.ipynb #01cca3d7
 def split(
     df: pd.DataFrame,
     test_size: float = 0.2,  # share of rows in the test split
     seed: int = 42,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
-    "Stratified train/test split; labels with a single row go to the ledger instead."
+    "Stratified train/test split; labels with a single row go to the ledger instead. Label sets: `iterative_split`."
     from sklearn.model_selection import train_test_split
+    if is_multi_label(df["label"]):
+        if len(df) < 2:  # one row cannot be in train and in test
+            return df.iloc[:0], df.iloc[:0], [ledger_entry(r.id, "too_few_to_split", label=r.label, text=r.text) for r in df.itertuples()]
+        tr, te = iterative_split(list(df["label"]), test_size, seed)
+        return df.iloc[tr], df.iloc[te], []
     counts = df["label"].value_counts()
     single = df["label"].isin(counts[counts < 2].index)
     ledger = [ledger_entry(r.id, "too_few_to_split", label=r.label, text=r.text) for r in df[single].itertuples()]
@@ -296,8 +344,15 @@ def clean(settings: CleanSettings) -> CleanResult:
     df, ledger, n_lines = read_jsonl(path, s.text_field, s.label_field)
     if s.reference_test:  # read (and checked) before any work: only its texts are compared, so labels may be absent
         ref_rows, ref_ledger, ref_lines = read_jsonl(s.reference_test, s.text_field, None, "reference_test")
-    stages, labels_read, dedup = [("read", len(df))], df["label"].value_counts(), {}
-    logger.info("%s: %d lines, %d rows, %d labels", path, n_lines, len(df), len(labels_read))
+    multi, strings = is_multi_label(df["label"]), 0
+    if multi:  # label sets: a plain string is a one-label set
+        sets, strings = as_label_sets(df["label"])
+        df = _with_sets(df, sets)
+        if strings: logger.warning("%s: %d of its %d rows carry a string label, the others lists: each string is a one-label set",
+                                   path, strings, len(df))
+    read_sets = list(df["label"]) if multi else None
+    stages, labels_read, dedup = [("read", len(df))], _per_label(df["label"], multi), {}
+    logger.info("%s: %d lines, %d rows, %d labels%s", path, n_lines, len(df), len(labels_read), " (label sets)" if multi else "")
     for name, fn in [("label filters", lambda d: filter_labels(d, s.labels_include, s.labels_exclude)),
                      ("duplicates", lambda d: drop_duplicates(d, s.near_dup_threshold, s.noise, info=dedup)),
                      ("min/max per label", lambda d: balance(d, s.min_per_label, s.max_per_label, s.seed))]:
@@ -308,7 +363,15 @@ def clean(settings: CleanSettings) -> CleanResult:
     train, test, led = split(df, s.test_size, s.seed)
     ledger += led
     stages.append(("split", len(train) + len(test)))
-    labels_kept = {"read": len(labels_read), "train": train["label"].nunique(), "test": test["label"].nunique()}
+    if multi and len(train) and not len(test):
+        raise CleanError(f"{path.name}: its {len(train)} rows left cannot be split into train and test with every test label in "
+                         "train (label sets: too few rows for their labels); add rows", pd.DataFrame(ledger), {"input": {"path": str(path)}})
+    per_train, per_test = _per_label(train["label"], multi), _per_label(test["label"], multi)
+    labels_kept = {"read": len(labels_read), "train": len(per_train), "test": len(per_test)}
+    if multi and len(train):
+        shares = split_shares(list(train["label"]), list(test["label"]), s.test_size)
+        if w := shares["worst"]: logger.info("iterative stratification: the label farthest from test_size %s is %r, %d rows, test share %.3f",
+                                             s.test_size, w["label"], w["rows"], w["test_share"])
     ledger = pd.DataFrame(ledger, columns=list(dict.fromkeys(["line", "reason", "label", "duplicate_of", "similarity", "text",
                                                                *(k for e in ledger for k in e)])))
     ledger = ledger.sort_values("line", kind="stable").reset_index(drop=True).astype({"duplicate_of": "Int64"})
@@ -337,10 +400,15 @@ def clean(settings: CleanSettings) -> CleanResult:
         "input": {"path": str(path), "sha256": _sha256(path), "lines": n_lines},
         "stages": [{"stage": k, "rows": v} for k, v in stages],
         "dropped": dict(Counter(ledger["reason"]).most_common()),
+        "problem_type": MULTI if multi else SINGLE,
         "splits": {"train": len(train), "test": len(test)},
-        "label_counts": {**labels_kept, "train_without_test": sorted(set(train["label"]) - set(test["label"]))},
-        "labels": {l: {"read": int(labels_read.get(l, 0)), "train": int((train["label"] == l).sum()),
-                       "test": int((test["label"] == l).sum())} for l in sorted(labels_read.index)},
+        "label_counts": {**labels_kept, "train_without_test": sorted(set(per_train) - set(per_test))},
+        "labels": {l: {"read": int(labels_read.get(l, 0)), "train": int(per_train.get(l, 0)), "test": int(per_test.get(l, 0))}
+                   for l in sorted(labels_read)},
+        **({"label_sets": {"strings_as_sets": strings, "relabelled_by_majority": dedup.pop("relabelled", []),
+                           **{k: _set_summary(v) for k, v in (("read", read_sets), ("train", train["label"]), ("test", test["label"]))}},
+            "split": {"method": "iterative stratification (Sechidis et al. 2011; iterative-stratification)", **shares}}
+           if multi else {}),
         "near_duplicates": {"method": "leader clustering in input order, exact cosine search (prefix filtering)", **dedup},
         "leakage": {"test_in_train": leaks, "reference_test": ref},
         "settings": asdict(s),
@@ -350,6 +418,14 @@ def clean(settings: CleanSettings) -> CleanResult:
     logger.info("train %d, test %d, dropped %d (%s)", len(train), len(test), len(ledger),
                 ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()))
     return CleanResult(train.reset_index(drop=True), test.reset_index(drop=True), ledger, stats)
+
+def _per_label(labels: pd.Series, multi: bool) -> Counter:
+    "Rows per label; a row with a label set counts for each of its labels."
+    return Counter(l for s in labels for l in s) if multi else Counter(labels)
+
+def _set_summary(sets) -> dict:
+    "`set_stats` without its rows per label (the `labels` table has them, split by split)."
+    return {k: v for k, v in set_stats(list(sets)).items() if k != "rows_per_label"}
 
 def _check_accounting(n_lines: int, train: pd.DataFrame, test: pd.DataFrame, ledger: pd.DataFrame):
     "Every input line is in exactly one of train, test and the ledger."
@@ -372,13 +448,31 @@ def dataset_card(
     "The dataset card (`README.md`): YAML front matter with the split configs, then what was done and found."
     from huggingface_hub import DatasetCard, DatasetCardData
     st, s = result.stats, result.stats["settings"]
+    multi = st.get("problem_type") == MULTI
     data = DatasetCardData(
-        task_categories=["text-classification"], size_categories=[_size_category(len(result.train) + len(result.test))],
+        task_categories=["text-classification"], task_ids=["multi-label-classification"] if multi else None,
+        size_categories=[_size_category(len(result.train) + len(result.test))],
         configs=[{"config_name": "default", "data_files": [{"split": s, "path": p} for s, p in files.items()]}],
         tags=["finetune_nb"], license=s.get("license") or None, language=s.get("language") or None)
     stage_rows = "\n".join(f"| {x['stage']} | {x['rows']} |" for x in st["stages"])
     drop_rows = "\n".join(f"| `{k}` | {v} | {REASONS[k]} |" for k, v in st["dropped"].items())
     label_rows = "\n".join(f"| `{l}` | {c['read']} | {c['train']} | {c['test']} |" for l, c in st["labels"].items())
+    sets = st.get("label_sets")
+    sets_part = "" if not multi else f"""
+Each row carries a **label set**: `label` is a list of labels, and an empty list means none of these labels
+(`problem_type` `{MULTI}`). A label's rows below count every row that carries it.
+
+| label sets | read | train | test |
+|---|---|---|---|
+| rows | {sets['read']['rows']} | {sets['train']['rows']} | {sets['test']['rows']} |
+| rows with no label | {sets['read']['empty_sets']} | {sets['train']['empty_sets']} | {sets['test']['empty_sets']} |
+| labels per row (mean) | {sets['read']['labels_per_row']['mean']} | {sets['train']['labels_per_row']['mean']} | {sets['test']['labels_per_row']['mean']} |
+| labels per row (most) | {sets['read']['labels_per_row']['max']} | {sets['train']['labels_per_row']['max']} | {sets['test']['labels_per_row']['max']} |
+
+The split is iterative stratification (Sechidis et al., 2011): each label's share of test rows is near
+{s['test_size']}; the farthest is `{(st['split']['worst'] or {}).get('label')}`, at {(st['split']['worst'] or {}).get('test_share')}.
+{f"{sets['strings_as_sets']} rows carried a single string label, read as a one-label set. " if sets['strings_as_sets'] else ""}{f"{len(sets['relabelled_by_majority'])} kept rows carry their copies' majority set rather than their own (`stats.json`, `label_sets.relabelled_by_majority`)." if sets['relabelled_by_majority'] else ""}
+"""
     ref = st["leakage"]["reference_test"]
     ref_line = (f"- Reference test file `{Path(ref['path']).name}`: {len(ref['in_train'])} of its {ref['rows']} rows sit in "
                 f"train ({ref['exact']} exact).\n") if ref else ""
@@ -395,7 +489,7 @@ ds = load_dataset("<this folder or repo>")  # splits: train ({st['splits']['trai
 ```
 
 `train.csv` and `test.csv` hold the same rows for people; read them back with
-`pd.read_csv(f, dtype=str, keep_default_na=False)` so texts and labels such as `NA` or `007` stay as written.
+`pd.read_csv(f, dtype=str, keep_default_na=False)` so texts and labels such as `NA` or `007` stay as written{" (each `label` there is a JSON list: `json.loads` it)" if multi else ""}.
 
 ## Rows per stage
 
@@ -415,7 +509,7 @@ that leads a group and that it reaches TF-IDF cosine {s['near_dup_threshold']} w
 (`similarity`), and no two kept rows are that close.
 
 ## Labels
-
+{sets_part}
 ![Rows per label, as read and as published](class_balance.png)
 
 | label | read | train | test |
@@ -440,15 +534,19 @@ def write_dataset(result: CleanResult, folder: str | Path) -> Path:
     import pyarrow as pa, pyarrow.parquet as pq
     folder = Path(folder)
     (folder/"data").mkdir(parents=True, exist_ok=True)
-    schema, files = pa.schema([("id", pa.int64()), ("text", pa.string()), ("label", pa.string())]), {}
+    multi = result.stats.get("problem_type") == MULTI  # a label set is a list of strings
+    schema = pa.schema([("id", pa.int64()), ("text", pa.string()), ("label", pa.list_(pa.string()) if multi else pa.string())])
+    files = {}
     for name, df in (("train", result.train), ("test", result.test)):
         df, buf = df[["id", "text", "label"]], pa.BufferOutputStream()
+        if multi: df = df.assign(label=pd.Series([list(s) for s in df["label"]], index=df.index, dtype=object))  # empty too
         pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), buf)
         files[name] = data_file(name, content := buf.getvalue().to_pybytes())  # named by content: `datasets` caches by name
         (folder/files[name]).write_bytes(content)
+        if multi: df = df.assign(label=pd.Series([json.dumps(s, ensure_ascii=False) for s in df["label"]], index=df.index, dtype=object))
         df.to_csv(folder/f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)  # texts and labels quoted
     write_ledger(result.ledger, folder)
-    class_balance(result.stats["labels"], folder/"class_balance.png")
+    class_balance(result.stats["labels"], folder/"class_balance.png", sets=multi)
     (folder/"stats.json").write_text(json.dumps(public_stats(result.stats), indent=1, ensure_ascii=False, default=json_default) + "\n",
                                      encoding="utf-8")
     (folder/"README.md").write_text(dataset_card(result, files), encoding="utf-8")

@@ -11,7 +11,7 @@ import hashlib, json, warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .core import parse_target, setting_name
+from .labelsets import LabelListError, label_set
 
 # %% auto #0
 __all__ = ['REASONS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl',
            'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset', 'effective_max_length', 'safe_weights',
-           'calibration', 'fit_temperature', 'scale_head', 'label_issues', 'out_of_fold_probs']
+           'calibration', 'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues', 'out_of_fold_probs']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -36,17 +37,17 @@ REASONS = {
     "text_not_a_string": "the text is a number, boolean, list or object",
     "missing_label": "the label field is absent or null",
     "empty_label": "the label is an empty string",
-    "label_not_a_string": "the label is a non-integral float, a boolean, list or object (integers, 2.0 too, become strings)",
-    "label_not_included": "labels_include is set and does not name this label",
-    "label_excluded": "labels_exclude names this label",
+    "label_not_a_string": "the label is a non-integral float, a boolean or an object (integers, 2.0 too, become strings; a list is a label set)",
+    "label_not_included": "labels_include is set and names none of this row's labels",
+    "label_excluded": "labels_exclude names this row's label (multi-label: every label of its set)",
     "exact_duplicate": "same text as the kept row `duplicate_of`, after NFKC, whitespace and case normalisation",
     "near_duplicate": "TF-IDF cosine `similarity` >= near_dup_threshold with the kept row `duplicate_of`, the first kept row it reaches",
     "conflicting_labels": "noise='drop': its group (the row `duplicate_of` and the rows that joined it) carries different labels; all its rows are dropped",
-    "minority_label": "noise='majority': its group mostly carries another label; `duplicate_of` is the group's first row of that label",
+    "minority_label": "noise='majority': its group mostly carries another label (multi-label: its set is not the majority set); `duplicate_of` is the row kept",
     "label_tie": "noise='majority': its group carries different labels, none in the majority; all its rows are dropped",
-    "below_min_per_label": "its label has fewer rows than min_per_label",
+    "below_min_per_label": "its label has fewer rows than min_per_label (multi-label: every label of its set)",
     "downsampled": "its label has more rows than max_per_label; seeded down-sampling left it out",
-    "too_few_to_split": "its label has a single row, too few to stratify into train and test",
+    "too_few_to_split": "its label has a single row, too few to stratify into train and test (label sets: the data has a single row)",
 }
 
 def ledger_entry(line: int, reason: str, **info) -> dict:
@@ -99,7 +100,10 @@ def _parse_line(raw: bytes, i: int, text_field: str, label_field: str | None, se
     label = get_field(obj, label_field) if label_field else None
     has["text"] += text is not _MISSING
     has["label"] += label is not _MISSING
-    lbl = None if label is _MISSING or label is None else label_to_str(label)
+    if isinstance(label, list):
+        try: lbl = label_set(label)
+        except LabelListError as e: raise LabelListError(f"line {i}, {setting_name('label_field')} {label_field!r}: {e}") from None
+    else: lbl = None if label is _MISSING or label is None else label_to_str(label)
     if text is _MISSING: return ledger_entry(i, "missing_text", label=lbl)
     if text is None or (isinstance(text, str) and not text.strip()): return ledger_entry(i, "empty_text", label=lbl)
     if not isinstance(text, str): return ledger_entry(i, "text_not_a_string", detail=f"a JSON {type(text).__name__}", label=lbl)
@@ -178,7 +182,8 @@ def read_jsonl(
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
     ids, texts, labels, ledger, seen, has, n = [], [], [], [], Counter(), Counter(), 0
     for n, raw in enumerate(_lines(path), 1):
-        r = _parse_line(raw, n, text_field, label_field, seen, has)
+        try: r = _parse_line(raw, n, text_field, label_field, seen, has)
+        except LabelListError as e: raise LabelListError(f"{path}: {e}") from None
         if isinstance(r, dict): ledger.append(r)
         else: ids.append(n); texts.append(r[0]); labels.append(r[1])
     if not n: raise ValueError(f"{path} is empty")
@@ -195,9 +200,14 @@ class JsonlScan:
     path: Path
     lines: int  # lines in the file
     rows: int  # lines that are rows (a text, and a label when one was asked for)
-    labels: Counter  # rows per label
+    labels: Counter  # rows per label (a row with a label set counts for each of its labels)
     dropped: Counter  # lines per ledger reason
     fields: list[str]  # field paths the file's objects have (from the first 10,000)
+    label_lists: int = 0  # rows whose label is a list (a label set)
+    label_sizes: Counter = field(default_factory=Counter)  # rows per number of labels, of those rows
+
+    @property
+    def multi_label(self) -> bool: return self.label_lists > 0
 
 def scan_jsonl(
     path: str | Path,  # JSONL file, one object a line
@@ -208,15 +218,18 @@ def scan_jsonl(
     "Count what `read_jsonl` would read from `path`: rows per label and lines per reason; the same errors for the same files."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
-    labels, dropped, seen, has, n, first = Counter(), Counter(), Counter(), Counter(), 0, None
+    labels, sizes, dropped, seen, has, n, first, rows = Counter(), Counter(), Counter(), Counter(), Counter(), 0, None, 0
     for n, raw in enumerate(_lines(path), 1):
-        r = _parse_line(raw, n, text_field, label_field, seen, has)
-        if isinstance(r, dict): dropped[r["reason"]] += 1; first = first or (n, r["reason"])
+        try: r = _parse_line(raw, n, text_field, label_field, seen, has)
+        except LabelListError as e: raise LabelListError(f"{path}: {e}") from None
+        if isinstance(r, dict): dropped[r["reason"]] += 1; first = first or (n, r["reason"]); continue
+        rows += 1
+        if isinstance(r[1], tuple): labels.update(r[1]); sizes[len(r[1])] += 1
         else: labels[r[1]] += 1
     if not n: raise ValueError(f"{path} is empty")
     if not has["objects"]: raise _no_objects(path, n, first)
     if e := _missing_fields(path, has, seen, text_field, label_field): raise e
-    return JsonlScan(path, n, sum(labels.values()), labels, dropped, [k for k, _ in seen.most_common()])
+    return JsonlScan(path, n, rows, labels, dropped, [k for k, _ in seen.most_common()], sizes.total(), sizes)
 
 # %% ../nbs/00a_data.ipynb #92f494e9
 def data_file(
@@ -330,6 +343,38 @@ def label_issues(
                          "text": None if texts is None else np.asarray(texts, dtype=object)[flagged],
                          "label": [labels[i] for i in y[flagged]], "suggested": [labels[i] for i in best],
                          "label_score": p[flagged, y[flagged]].round(6), "suggested_score": p[flagged, best].round(6)})[cols]
+
+# %% ../nbs/00a_data.ipynb #d0a00002
+def label_set_issues(
+    given: Sequence[Sequence[str]],  # the label set each row carries
+    probs: np.ndarray,  # out-of-sample scores: a row per example, a column per label of `labels` (each label's own probability)
+    labels: Sequence[str],  # the model's labels, in the order of `probs`' columns
+    thresholds: Sequence[float],  # each label's decision threshold
+    ids: Sequence[int] | None = None,  # row ids (default 1..n)
+    texts: Sequence[str] | None = None,  # row texts, copied into the table
+) -> pd.DataFrame:
+    "The rows whose label set cleanlab flags (multi-label), most suspect first, with the labels that look missing and wrong."
+    from cleanlab.filter import find_label_issues
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+    col = {l: i for i, l in enumerate(labels)}
+    if unknown := sorted({str(l) for s in given for l in s} - set(col)): raise ValueError(f"labels the model does not know: {unknown[:10]}")
+    y, p = [sorted(col[str(l)] for l in s) for s in given], np.asarray(probs, dtype=float)
+    if p.shape != (len(y), len(labels)): raise ValueError(f"probs has shape {p.shape}, expected ({len(y)}, {len(labels)})")
+    ids = np.arange(1, len(y) + 1) if ids is None else np.asarray(ids)
+    cols = ["rank", "id", "text", "label", "looks_missing", "looks_wrong", "quality"]
+    if len(y) < 2: return pd.DataFrame(columns=cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flagged = np.flatnonzero(find_label_issues(labels=y, pred_probs=p, multi_label=True, n_jobs=1))
+        quality = np.asarray(get_label_quality_scores(y, p)).round(6)
+    flagged = flagged[np.lexsort((ids[flagged], quality[flagged]))]
+    t = np.asarray(thresholds, dtype=float)
+    return pd.DataFrame({"rank": np.arange(1, len(flagged) + 1), "id": ids[flagged],
+                         "text": None if texts is None else np.asarray(texts, dtype=object)[flagged],
+                         "label": [[labels[j] for j in y[i]] for i in flagged],
+                         "looks_missing": [[labels[j] for j in np.flatnonzero(p[i] >= t) if j not in y[i]] for i in flagged],
+                         "looks_wrong": [[labels[j] for j in y[i] if p[i, j] < t[j]] for i in flagged],
+                         "quality": quality[flagged]}, columns=cols)
 
 # %% ../nbs/00a_data.ipynb #8d977045
 def out_of_fold_probs(

@@ -11,6 +11,7 @@ import json, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -18,11 +19,12 @@ from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, chec
                               json_default, library_versions, parse_target, run_folder, set_threads, setting, setting_name,
                               switch_on)
 from .data import MissingFieldError, load_clean_dataset, read_jsonl
-from .metrics import probable_label_errors, top1_calibration, topk_metrics
-from .plots import confusion_png, reliability_diagram
+from .labelsets import binarize, is_multi_label
+from .metrics import label_calibration, probable_label_errors, probable_set_errors, set_report, top1_calibration, topk_metrics
+from .plots import confusion_png, per_label_png, reliability_diagram
 from .predict import Classifier, zero_shot_top
-from .records import (append_probs, append_records, check_metrics_file, example_record, kept_probs, open_output,
-                                 read_records, write_jsonl)
+from .records import (append_probs, append_records, check_metrics_file, example_record, kept_probs, label_value,
+                                 open_output, read_records, write_jsonl)
 from .reports import hub_repo_id, log_to_wandb, metrics_table, update_card, update_hub_card
 
 logger = get_logger(__name__)
@@ -92,15 +94,23 @@ def load_rows(s: EvalSettings, dataset: str = "") -> tuple[pd.DataFrame, dict]:
         df = ds[s.split].to_pandas()
         source = {"dataset": str(dataset), "split": s.split}
     df = df.sort_values("id").reset_index(drop=True)
+    df["label"] = pd.Series([label_value(x) for x in df["label"]], index=df.index, dtype=object)  # a set: a sorted list
     if s.max_samples: df = df.head(s.max_samples)
     if not len(df): raise ValueError(f"no rows to evaluate in {source}")
     return df, source
 
-def check_labels(df: pd.DataFrame, known: list[str]):
-    "Refuse rows whose label the model does not know (before any prediction)."
-    unknown = sorted(set(df["label"].dropna()) - set(known))
+def check_labels(df: pd.DataFrame, known: list[str], multi: bool = False):
+    "Refuse rows of the other shape than the model's (label sets or single labels) and labels the model does not know, before any prediction."
+    given = [l for l in df["label"] if label_value(l) is not None]
+    sets = any(not isinstance(l, str) for l in given)
+    if given and sets != multi:
+        raise ValueError(f"the rows carry {'label sets (lists)' if sets else 'single labels (strings)'}, and the model is "
+                         f"{'multi-label' if multi else 'single-label'}: evaluate {'a multi-label' if sets else 'a single-label'} model on them")
+    members = [m for l in given for m in ([l] if isinstance(l, str) else l)]
+    unknown = sorted(set(members) - set(known))
     if unknown: raise ValueError(f"labels the model does not know: {unknown[:20]} ({len(unknown)} labels, "
-                                 f"{int(df['label'].isin(unknown).sum())} rows); the model knows {known[:20]}")
+                                 f"{sum(any(m in unknown for m in ([l] if isinstance(l, str) else l)) for l in given)} rows); "
+                                 f"the model knows {known[:20]}")
 
 # %% ../nbs/03_eval.ipynb #0a4927a4
 @dataclass
@@ -125,6 +135,25 @@ def scores_of(
         have.update(zip(missing["id"].tolist(), clf.probs.round(6).tolist()))
     return have
 
+def _score_sets(metrics: dict, clf: Classifier, labelled: pd.DataFrame, probs_out: Path, out: Path, s: EvalSettings, k: int):
+    "Label sets: `set_report`, the calibration of every label's score, the per-label picture and the label issues, into `metrics`."
+    f = set_report(labelled["label"].tolist(), labelled["predicted"].tolist(), labelled["top_labels"].tolist(), clf.labels,
+                   clf.thresholds.tolist(), k)
+    probs = scores_of(clf, labelled, probs_out, s.batch_size)
+    P = np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(clf.labels))
+    cal = label_calibration(binarize(labelled["label"].tolist(), clf.labels), P, clf.labels)
+    f.update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
+    for l, e in cal["per_label_ece"].items(): f["per_label"][l]["ece"] = e
+    metrics["fine_tuned"] = f
+    metrics["reliability_diagram"] = str(reliability_diagram(cal, out.with_name(f"{out.stem}.reliability.png"), "every label's score"))
+    metrics["per_label_png"] = str(per_label_png(f["per_label"], out.with_name(f"{out.stem}.per_label.png")))
+    issues = probable_set_errors(labelled, probs, clf.labels, clf.thresholds.tolist())
+    write_jsonl(out.parent/"label_issues.jsonl", issues.to_dict("records"))
+    metrics["label_issues"] = {"rows": len(issues), "of": len(labelled), "file": str(out.parent/"label_issues.jsonl"),
+                               "method": "cleanlab find_label_issues (multi_label=True) on every label's score, most suspect "
+                                         "(lowest label quality score, 6 decimals; ties by id) first; looks_missing / looks_wrong "
+                                         "at the model's thresholds"}
+
 def evaluate(
     s: EvalSettings,
     model: str,  # fine-tuned model (folder or Hub id)
@@ -137,7 +166,10 @@ def evaluate(
     set_threads(s.threads)
     clf = Classifier(model, s.revision or None, quantize=s.quantize)
     rows, source = load_rows(s, dataset)
-    check_labels(rows, clf.labels)
+    if clf.multi:  # a plain string among label lists is a one-label set
+        if any(isinstance(l, list) for l in rows["label"]):
+            rows["label"] = pd.Series([[l] if isinstance(l, str) else l for l in rows["label"]], index=rows.index, dtype=object)
+    check_labels(rows, clf.labels, clf.multi)
     out = Path(output)
     check_metrics_file(out, s.overwrite)
     done = open_output(out, clf.name, clf.fingerprint, s.overwrite)
@@ -145,7 +177,7 @@ def evaluate(
     if s.overwrite: probs_out.unlink(missing_ok=True)
     k = min(s.top_k, len(clf.labels))
     stale = [r.id for r in rows.itertuples() if r.id in done and (
-        done[r.id]["text"] != r.text or done[r.id]["label"] != (None if pd.isna(r.label) else r.label)
+        done[r.id]["text"] != r.text or done[r.id]["label"] != label_value(r.label)
         or len(done[r.id]["top_labels"]) != k)]
     if stale: raise FileExistsError(
         f"{out} holds records for other rows or another {setting_name('top_k')} under the same ids (e.g. id {stale[0]}); pass "
@@ -159,17 +191,20 @@ def evaluate(
             labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size, keep_probs=True)
             keep = part["label"].notna().to_numpy()  # every label's score of the labelled rows, just before their records
             append_probs(probs_out, part["id"][keep], clf.probs[keep], clf.fingerprint)
-            append_records(out, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c)
-                                 for r, l, sc, c in zip(part.itertuples(), labels, scores, clf.cut)])
+            sets = clf.sets if clf.multi else [None]*len(part)
+            append_records(out, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c, p)
+                                 for r, l, sc, c, p in zip(part.itertuples(), labels, scores, clf.cut, sets)])
             bar.update(len(part))
     recs = {r["id"]: r for r in read_records(out)}
     records = pd.DataFrame([recs[i] for i in rows["id"] if i in recs])
     labelled = records[records["label"].notna()]
-    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized, **source,
+    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized,
+               "problem_type": clf.problem_type, **source,
                "rows": len(records), "labelled": len(labelled), "unlabelled": len(records) - len(labelled),
                "truncated": {"max_length": clf.max_length,
                              "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0}}
-    if len(labelled):
+    if len(labelled) and clf.multi: _score_sets(metrics, clf, labelled, probs_out, out, s, k)
+    elif len(labelled):
         metrics["fine_tuned"] = topk_metrics(labelled["label"].tolist(), labelled["top_labels"].tolist(), clf.labels, k)
         cal = top1_calibration(labelled)
         metrics["fine_tuned"].update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
@@ -180,7 +215,11 @@ def evaluate(
         metrics["label_issues"] = {"rows": len(issues), "of": len(labelled), "file": str(out.parent/"label_issues.jsonl"),
                                    "method": "cleanlab find_label_issues (prune_by_noise_rate) on every label's score, "
                                              "most suspect (lowest score of the given label, 6 decimals; ties by id) first"}
-    if s.zero_shot_model and len(labelled):
+    if s.zero_shot_model and len(labelled) and clf.multi:  # each label on its own (entailment vs contradiction), set at 0.5
+        top, zs_sets = zero_shot_top(s.zero_shot_model, labelled["text"].tolist(), clf.labels, k, s.batch_size, multi_label=True)
+        zs = set_report(labelled["label"].tolist(), zs_sets, top, clf.labels, [0.5]*len(clf.labels), k)
+        metrics["zero_shot"] = {"model": s.zero_shot_model, "thresholds": 0.5, **zs}
+    elif s.zero_shot_model and len(labelled):
         top = zero_shot_top(s.zero_shot_model, labelled["text"].tolist(), clf.labels, k, s.batch_size)
         metrics["zero_shot"] = {"model": s.zero_shot_model, **topk_metrics(labelled["label"].tolist(), top, clf.labels, k)}
     metrics.update(output=str(out), versions=library_versions(), seconds=round(time.time() - t0, 1))
@@ -207,7 +246,11 @@ def run_eval(s: EvalSettings) -> EvalResult:
     output = s.output or str(run_folder("eval")/"predictions.jsonl")  # a new run folder, once the inputs are known
     res = evaluate(s, model, dataset, output)
     m = res.metrics
-    if "fine_tuned" in m:
+    if "fine_tuned" in m and m["problem_type"] == "multi_label_classification":
+        f = m["fine_tuned"]
+        logger.info("%d rows (label sets): subset accuracy %.4f, macro-F1 %.4f, micro-F1 %.4f, %s", m["labelled"], f["subset_accuracy"],
+                    f["macro_f1"], f["micro_f1"], ", ".join(f"precision@{k} {f[f'precision@{k}']:.4f}" for k in range(1, 4) if f"precision@{k}" in f))
+    elif "fine_tuned" in m:
         f = m["fine_tuned"]
         logger.info("%d rows: %s, macro-F1 %.4f", m["labelled"], ", ".join(
             f"top-{k} {f[f'top{k}_accuracy']:.4f}" for k in range(1, 4) if f"top{k}_accuracy" in f), f["macro_f1"])

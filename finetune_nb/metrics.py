@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import calibration, label_issues
+from .data import calibration, label_issues, label_set_issues
+from .labelsets import binarize, set_scores
 
 # %% auto #0
-__all__ = ['correct_at_k', 'topk_metrics', 'worst_examples', 'top1_calibration', 'probable_label_errors']
+__all__ = ['correct_at_k', 'topk_metrics', 'worst_examples', 'top1_calibration', 'probable_label_errors', 'precision_recall_at_k',
+           'set_report', 'label_calibration', 'probable_set_errors']
 
 # %% ../nbs/03c_metrics.ipynb #f8f3a1ea
 def correct_at_k(true: list[str], top: list[list[str]], k: int) -> np.ndarray:
@@ -36,7 +38,12 @@ def worst_examples(
     records: pd.DataFrame,  # one row per example, with `correct@k` flags, as `evaluate` returns them
     n: int = 8,  # rows to return
 ) -> pd.DataFrame:
-    "The labelled rows the model got most wrong: the true label outside the widest top-k first, then the most confident."
+    "The labelled rows the model got most wrong: the true label outside the widest top-k first, then the most confident (label sets: most labels missed or extra)."
+    if "exact" in records.columns:  # label sets: the rows whose predicted set is furthest from the true one
+        rows = records[records["exact"].notna()]
+        off = rows["missing"].map(len) + rows["extra"].map(len)
+        order = rows.assign(_o=off, _c=rows["top_scores"].map(lambda s: s[0])).sort_values(["exact", "_o", "_c", "id"], ascending=[True, False, False, True])
+        return order.drop(columns=["_o", "_c"]).head(n)
     flags = sorted((c for c in records.columns if c.startswith("correct@")), key=lambda c: int(c.split("@")[1]))
     if not flags: return records.head(0)  # no labelled rows: nothing is wrong
     rows = records[records[flags[0]].notna()]
@@ -61,3 +68,56 @@ def probable_label_errors(
     "cleanlab's likely mislabelled rows among `labelled`, most suspect first: given label, suggested label, scores."
     p = np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(labels))
     return label_issues(labelled["label"].tolist(), p, labels, labelled["id"].tolist(), labelled["text"].tolist())
+
+# %% ../nbs/03c_metrics.ipynb #c3a00002
+def precision_recall_at_k(
+    true: list[list[str]],  # each row's true set
+    top: list[list[str]],  # each row's labels by score, best first
+    k: int,
+) -> tuple[float, float]:
+    "precision@k over every row, and recall@k over the rows with labels (NaN when none has)."
+    hits = np.array([len(set(t) & set(row[:k])) for t, row in zip(true, top)], dtype=float)
+    sizes = np.array([len(t) for t in true], dtype=float)
+    has = sizes > 0
+    return float((hits/k).mean()), float((hits[has]/sizes[has]).mean()) if has.any() else float("nan")
+
+def set_report(
+    true: list[list[str]],  # each row's true set
+    predicted: list[list[str]],  # each row's predicted set
+    top: list[list[str]],  # each row's top-k labels, best first
+    labels: list[str],  # the model's labels
+    thresholds: list[float],  # their decision thresholds, in the order of `labels`
+    top_k: int = 3,
+) -> dict:
+    "Label sets: `set_scores`, precision@k and recall@k for k = 1..`top_k`, and a per-label table (precision, recall, F1, support, threshold)."
+    from sklearn.metrics import precision_recall_fscore_support
+    Y, pred = binarize(true, labels), binarize(predicted, labels)
+    out = set_scores(Y, pred)
+    for k in range(1, top_k + 1): out[f"precision@{k}"], out[f"recall@{k}"] = precision_recall_at_k(true, top, k)
+    P, R, F, S = precision_recall_fscore_support(Y, pred, average=None, labels=range(len(labels)), zero_division=0)
+    out["per_label"] = {l: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s), "threshold": float(t)}
+                        for l, p, r, f, s, t in zip(labels, P, R, F, S, thresholds)}
+    return out
+
+# %% ../nbs/03c_metrics.ipynb #c3a00005
+def label_calibration(
+    Y: np.ndarray,  # true sets, 0/1 (rows x labels)
+    P: np.ndarray,  # every label's score, same shape
+    labels: list[str],
+    bins: int = 15,
+) -> dict:
+    "Label sets: the calibration of every label's score as the chance it is there, pooled over all decisions (`ece`, `mce`, `bins`) and per label."
+    Y, P = np.asarray(Y, dtype=bool), np.asarray(P, dtype=float)
+    pooled = calibration(P.ravel(), Y.ravel(), bins)
+    return {**pooled, "per_label_ece": {l: calibration(P[:, j], Y[:, j], bins)["ece"] for j, l in enumerate(labels)}}
+
+# %% ../nbs/03c_metrics.ipynb #c3a00008
+def probable_set_errors(
+    labelled: pd.DataFrame,  # labelled records: `id`, `text`, `label` (a list)
+    probs: dict[int, list[float]],  # every label's score of each row, by id (`records.kept_probs`)
+    labels: list[str],  # the model's labels, in the order of the scores
+    thresholds: list[float],  # their decision thresholds
+) -> pd.DataFrame:
+    "cleanlab's likely mislabelled rows among `labelled` label sets, most suspect first, with the labels that look missing and wrong."
+    p = np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(labels))
+    return label_set_issues(labelled["label"].tolist(), p, labels, thresholds, labelled["id"].tolist(), labelled["text"].tolist())

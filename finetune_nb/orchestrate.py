@@ -141,7 +141,13 @@ def collect(record: dict, plan: Plan) -> dict:
         if stats := _read(local/"stats.json"):
             counts = stats.get("label_counts") or {"read": len(stats["labels"])}
             res["data"] = {"lines": stats["input"]["lines"], "input_sha256": stats["input"]["sha256"],
-                           "dropped": stats["dropped"], "splits": stats["splits"], "labels": counts}
+                           "dropped": stats["dropped"], "splits": stats["splits"], "labels": counts,
+                           "problem_type": stats.get("problem_type", "single_label_classification")}
+            if sets := stats.get("label_sets"):  # multi-label: labels per row and empty sets, split by split
+                res["data"]["label_sets"] = {k: {"rows": sets[k]["rows"], "empty_sets": sets[k]["empty_sets"],
+                                                 "labels_per_row": sets[k]["labels_per_row"]["mean"]} for k in ("read", "train", "test")}
+                res["data"]["strings_as_sets"] = sets["strings_as_sets"]
+            record["problem_type"] = res["data"]["problem_type"]
     if plan.model and ("train" in done or given("train")):
         local = local_copy(plan.model, "model") if (plan.model.startswith("hf://") or Path(plan.model).exists()) else None
         local = local if local and local.is_dir() else None
@@ -158,11 +164,11 @@ def collect(record: dict, plan: Plan) -> dict:
         art["predictions"] = str(out)
         if ev := _read(out.parent/"metrics.json"):
             art["metrics"] = str(out.parent/"metrics.json")
-            for k in ("reliability_diagram", "confusion_matrix_png"):
+            for k in ("reliability_diagram", "confusion_matrix_png", "per_label_png"):
                 if ev.get(k): art[k] = ev[k]
             if li := ev.get("label_issues"): art["label_issues"] = li["file"]; res["label_issues"] = {k: li[k] for k in ("rows", "of")}
-            res["test"] = {k: ev.get(k) for k in ("dataset", "examples", "split", "rows", "labelled", "unlabelled", "fine_tuned",
-                                                  "zero_shot") if k in ev}
+            res["test"] = {k: ev.get(k) for k in ("problem_type", "dataset", "examples", "split", "rows", "labelled", "unlabelled",
+                                                  "fine_tuned", "zero_shot") if k in ev}
             for part in ("fine_tuned", "zero_shot"):  # the summary needs the scores, not the matrices
                 if isinstance(res["test"].get(part), dict):
                     res["test"][part] = {k: v for k, v in res["test"][part].items() if not isinstance(v, (dict, list))}
@@ -173,6 +179,17 @@ def collect(record: dict, plan: Plan) -> dict:
 
 # %% ../nbs/04_orchestrate.ipynb #cfcc7ab9
 def _f(x) -> str: return f"{x:.3f}" if isinstance(x, (int, float)) else "–"
+
+def _set_metrics_table(res: dict) -> list[str]:
+    "Label sets: validation (at the thresholds tuned on it) and test rows of subset accuracy, F1s, Hamming loss, precision@1 and recall@3."
+    keys = ("subset_accuracy", "macro_f1", "micro_f1", "samples_f1", "hamming_loss", "precision@1", "recall@3")
+    rows, test = [], res.get("test", {})
+    if v := res.get("train", {}).get("validation"): rows.append(("validation (thresholds tuned on it)", res["train"]["rows"]["validation"], v))
+    for part, label in (("fine_tuned", f"{test.get('split') or 'examples'} (fine-tuned)"), ("zero_shot", "zero-shot baseline (0.5)")):
+        if m := test.get(part): rows.append((label, test.get("labelled"), m))
+    if not rows: return []
+    return ["", "| metrics (label sets) | rows | subset acc. | macro-F1 | micro-F1 | samples-F1 | Hamming loss | P@1 | R@3 |",
+            "|---|---|---|---|---|---|---|---|---|", *(f"| {n} | {r} | " + " | ".join(_f(m.get(k)) for k in keys) + " |" for n, r, m in rows)]
 
 def summary(record: dict) -> str:
     "The run as Markdown: data, metrics, artefacts and W&B."
@@ -187,18 +204,24 @@ def summary(record: dict) -> str:
                 + (f" ({t['train']} fit + {t['validation']} validation)" if t else "") + f", test {d['splits']['test']}; "
                 + f"{sum(d['dropped'].values())} dropped. **Labels**: {n['read']} read"
                 + (f", {n['train']} in train, {n['test']} in test" if "train" in n else "")]
+        if ls := d.get("label_sets"):
+            out += ["", f"**Multi-label**: each row carries a set of labels; labels per row {ls['train']['labels_per_row']:.2f} in "
+                        f"train and {ls['test']['labels_per_row']:.2f} in test; rows with none of the labels: {ls['train']['empty_sets']} "
+                        f"in train, {ls['test']['empty_sets']} in test"
+                        + (f"; {d['strings_as_sets']} plain string labels read as one-label sets" if d.get("strings_as_sets") else "") + "."]
         if n.get("train_without_test"):
             out += ["", f"{len(n['train_without_test'])} labels have train rows but no test rows (no test score): "
                         + ", ".join(f"`{l}`" for l in n["train_without_test"][:20]) + (" …" if len(n["train_without_test"]) > 20 else "")]
         if d["dropped"]:
             out += ["", "| dropped because | rows |", "|---|---|"]
             out += [f"| {k} | {v} |" for k, v in sorted(d["dropped"].items(), key=lambda kv: -kv[1])]
-    rows = []
-    if v := res.get("train", {}).get("validation"):
+    rows, test = [], res.get("test", {})
+    if (d or {}).get("problem_type") == "multi_label_classification" or test.get("problem_type") == "multi_label_classification":
+        out += _set_metrics_table(res)
+    elif v := res.get("train", {}).get("validation"):
         rows.append(("validation", res["train"]["rows"]["validation"], v.get("accuracy"), None, None, v.get("macro_f1"), v.get("micro_f1")))
-    test = res.get("test", {})
     for part, label in (("fine_tuned", f"{test.get('split') or 'examples'} (fine-tuned)"), ("zero_shot", "zero-shot baseline")):
-        if m := test.get(part):
+        if (m := test.get(part)) and test.get("problem_type") != "multi_label_classification":
             rows.append((label, test.get("labelled"), m.get("top1_accuracy"), m.get("top2_accuracy"), m.get("top3_accuracy"),
                          m.get("macro_f1"), m.get("micro_f1")))
     if rows:
@@ -208,9 +231,11 @@ def summary(record: dict) -> str:
     if art.get("class_balance"): out += ["", f"**Class balance** before and after cleaning: `{art['class_balance']}`."]
     if art.get("learning_curves"): out += ["", f"**Learning curves**: `{art['learning_curves']}`."]
     if (ece := (test.get("fine_tuned") or {}).get("ece")) is not None:
-        out += ["", f"**Calibration** of the top-1 score: expected calibration error {ece:.3f}"
+        multi = test.get("problem_type") == "multi_label_classification"
+        out += ["", f"**Calibration** of {'every label score' if multi else 'the top-1 score'}: expected calibration error {ece:.3f}"
                 + (f" (reliability diagram: `{art['reliability_diagram']}`)" if art.get("reliability_diagram") else "") + "."]
     if art.get("confusion_matrix_png"): out += ["", f"**Confusion matrix**: `{art['confusion_matrix_png']}`."]
+    if art.get("per_label_png"): out += ["", f"**Per label** (F1, precision, recall at each label's threshold): `{art['per_label_png']}`."]
     if li := res.get("train_label_issues"):
         out += ["", f"**Label issues in the train split** ({li['folds']}-fold scores): {li['rows']} of {li['of']} rows, most suspect "
                     f"first in `{art['train_label_issues']}`."]
@@ -451,10 +476,18 @@ def main(argv: list[str] | None = None) -> int:
     "The `finetune-nb` command: returns the exit code (0 done, 2 bad settings or preflight, 1 failure during the work)."
     with setting_names(flag): return _main(argv)  # every message names settings as flags: --train-batch-size
 
+def _leave_together(code: int):
+    "Under a launcher, every process leaves with `code`, together, once the main one has said why."
+    import signal  # the launcher SIGTERMs the rest as soon as the first has left: one still printing (or shutting down) would die of it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    process_state().wait_for_everyone()
+    sys.stderr.flush(); sys.stdout.flush(); os._exit(code)
+
 def _main(argv: list[str] | None) -> int:
     try: s = parse_settings(argv)
     except SettingsError as e:  # under a launcher every process finds the same error: the first one says it
         if os.environ.get("RANK", "0") == "0": print(f"finetune-nb: {redact(str(e))}", file=sys.stderr)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1: _leave_together(2)  # not before the first one has said it
         return 2
     except SystemExit as e: return int(e.code or 0)  # --help (0) or an unknown flag (2, argparse says why)
     if not get_logger().handlers: setup_logging()
@@ -462,11 +495,7 @@ def _main(argv: list[str] | None) -> int:
     try: res = run_pipeline(s, ["finetune-nb", *(sys.argv[1:] if argv is None else argv)])
     except PreflightError as e:
         if main_process: print(f"finetune-nb: {redact(str(e))}", file=sys.stderr)
-        if process_state().num_processes > 1:  # under a launcher every process leaves with exit code 2: the launcher stops
-            import signal                       # the rest as soon as the first has left, and a process still shutting
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # Python down would die of that signal, so ignore it and
-            process_state().wait_for_everyone()           # leave at once, together
-            sys.stderr.flush(); sys.stdout.flush(); os._exit(2)
+        if process_state().num_processes > 1: _leave_together(2)
         return 2
     except KeyboardInterrupt:
         print("finetune-nb: interrupted", file=sys.stderr); return 130

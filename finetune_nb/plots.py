@@ -32,13 +32,14 @@ def _short(label, n: int = 40) -> str:
     return s if len(s) <= n else s[:n - 1] + "…"
 
 # %% auto #0
-__all__ = ['PNG', 'class_balance', 'learning_curves', 'confusion_png', 'reliability_diagram']
+__all__ = ['PNG', 'class_balance', 'learning_curves', 'confusion_png', 'per_label_png', 'reliability_diagram']
 
 # %% ../nbs/00c_plots.ipynb #e826a814
 @_drawing
 def class_balance(
     labels: dict[str, dict],  # per label: rows `read` from the raw file, and rows in `train` and `test` after cleaning
     path: Path,  # the PNG to write
+    sets: bool = False,  # the rows carry label sets: a row counts once for each of its labels
 ) -> Path:
     "Rows per label as read (before cleaning) beside the published train and test rows (after), most frequent label on top."
     from matplotlib.figure import Figure
@@ -51,7 +52,7 @@ def class_balance(
     ax.barh(y - 0.2, get("train"), height=0.4, color="C0", label="train (after)")
     ax.barh(y - 0.2, get("test"), height=0.4, left=get("train"), color="C1", label="test (after)")
     ax.set_yticks(y, [_short(l) for l in names], fontsize=max(5, 10 - n//25))
-    ax.set(xlabel="rows", ylim=(-0.7, n - 0.3), title=f"Class balance: {n} labels")
+    ax.set(xlabel="rows", ylim=(-0.7, n - 0.3), title=f"Class balance: {n} labels" + (" (a row counts for each label of its set)" if sets else ""))
     ax.legend(loc="lower right")
     return _save(fig, path, dpi=100 if n <= 40 else 70)
 
@@ -87,8 +88,26 @@ def confusion_png(cm: dict, path: Path) -> Path:
     ax.set_title("true label vs top-1 prediction")
     return _save(fig, path, dpi=80 if n > 30 else 100)
 
+# %% ../nbs/00c_plots.ipynb #c0a00002
+@_drawing
+def per_label_png(per_label: dict[str, dict], path: Path) -> Path:
+    "Each label's F1 (bars), precision and recall (marks) at its threshold, with its support, worst F1 on top, as a PNG."
+    from matplotlib.figure import Figure
+    names = sorted(per_label, key=lambda l: (-per_label[l]["f1"], l))
+    n, y = len(names), np.arange(len(names))
+    fig = Figure(figsize=(8, min(2 + 0.3*n, 40)))
+    ax = fig.subplots()
+    get = lambda k: np.array([per_label[l][k] for l in names])
+    ax.barh(y, get("f1"), height=0.6, color="C0", label="F1")
+    ax.plot(get("precision"), y, "|", color="black", markersize=10, label="precision")
+    ax.plot(get("recall"), y, "x", color="C3", label="recall")
+    ax.set_yticks(y, [f"{_short(l, 30)} ({per_label[l]['support']})" for l in names], fontsize=max(5, 10 - n//25))
+    ax.set(xlim=(0, 1.05), ylim=(-0.7, n - 0.3), xlabel="at each label's threshold", title=f"Per label: {n} labels (support)")
+    ax.legend(loc="lower right")
+    return _save(fig, path, dpi=100 if n <= 40 else 70)
+
 # %% ../nbs/00c_plots.ipynb #d5e602e4
-def reliability_diagram(cal: dict, path: Path) -> Path:
+def reliability_diagram(cal: dict, path: Path, score: str = "top-1 score") -> Path:
     "The reliability diagram of `calibration`'s bins as a PNG: accuracy against confidence, the diagonal being perfect."
     from matplotlib.figure import Figure  # no pyplot: the notebook's own backend and figures stay as they are
     fig = Figure(figsize=(4.5, 4.5))
@@ -98,7 +117,7 @@ def reliability_diagram(cal: dict, path: Path) -> Path:
            edgecolor="black", alpha=0.7, label="accuracy")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     ax.plot([t["confidence"] for t in b], [t["accuracy"] for t in b], "o", color="black", markersize=3)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 score)", ylabel="accuracy",
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"confidence ({score})", ylabel="accuracy",
            title=f"Reliability: ECE {cal['ece']:.3f}")
     ax.legend(loc="upper left")
     return _save(fig, path)

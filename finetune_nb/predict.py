@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .core import detect_device, get_logger, parse_target
 from .data import MAX_LENGTH, effective_max_length, safe_weights
+from .labelsets import MULTI, SINGLE
 
 logger = get_logger(__name__)
 
@@ -54,6 +55,11 @@ class Classifier:
         cfg = self.model.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.max_length = effective_max_length(self.tokenizer, cfg, max_length)
+        self.problem_type = MULTI if getattr(cfg, "problem_type", None) == MULTI else SINGLE
+        self.multi = self.problem_type == MULTI  # label sets: a sigmoid per label, a set decided at each label's threshold
+        tuned = getattr(cfg, "finetune_nb_thresholds", None) or {}
+        self.thresholds = np.array([float(tuned.get(l, 0.5)) for l in self.labels], dtype=np.float32)
+        self.sets: list[list[str]] = []  # label sets: the predicted set of each text of the last `predict`, input order
         self.cut = np.zeros(0, dtype=bool)  # which texts of the last `predict` were longer than `max_length`
         self.probs = np.zeros((0, len(self.labels)), dtype=np.float32)  # every label's score, when `predict` keeps them
 
@@ -86,21 +92,28 @@ class Classifier:
         progress: bool = False,  # show a progress bar
         keep_probs: bool = False,  # also keep every label's score in `self.probs` (a row per text, input order)
     ) -> tuple[list[list[str]], np.ndarray]:
-        "Top-k labels (best first) and their softmax scores for each text, in input order."
+        "Top-k labels (best first) and their scores for each text, in input order: softmax scores, or label sets' sigmoid scores (and `sets`)."
         import torch
         k = min(top_k, len(self.labels))
         enc, self.cut = self.encode(texts)
         order = np.argsort([len(x) for x in enc], kind="stable")
         top_ids, top_scores = np.zeros((len(enc), k), dtype=np.int64), np.zeros((len(enc), k), dtype=np.float32)
         self.probs = np.zeros((len(enc) if keep_probs else 0, len(self.labels)), dtype=np.float32)
+        sets = [None]*len(enc)
+        thresholds = torch.from_numpy(self.thresholds).to(self.device)
         with torch.inference_mode():
             for start in tqdm(range(0, len(order), batch_size), desc="predicting", unit="batch", disable=not progress, leave=False):
                 idx = order[start:start + batch_size]
                 batch = self.tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(self.device)
-                probs = self.model(**batch).logits.float().softmax(-1)
+                logits = self.model(**batch).logits.float()
+                probs = logits.sigmoid() if self.multi else logits.softmax(-1)
+                if self.multi:
+                    for j, hit in zip(idx, (probs >= thresholds).cpu().numpy()):
+                        sets[j] = [self.labels[c] for c in np.flatnonzero(hit)]
                 s, i = probs.topk(k, dim=-1)
                 top_scores[idx], top_ids[idx] = s.cpu().numpy(), i.cpu().numpy()
                 if keep_probs: self.probs[idx] = probs.cpu().numpy()
+        self.sets = sets if self.multi else []
         return [[self.labels[j] for j in row] for row in top_ids], top_scores
 
 # %% ../nbs/03a_predict.ipynb #641ebf19
@@ -110,15 +123,18 @@ def zero_shot_top(
     labels: list[str],  # the candidate labels, as the fine-tuned model names them
     top_k: int = 3,  # labels kept per text
     batch_size: int = 16,
-) -> list[list[str]]:
-    "The top-k of `labels` for each text by the `zero-shot-classification` pipeline with `nli_model`, in input order."
+    multi_label: bool = False,  # score each label on its own (entailment vs contradiction), as for label sets
+) -> list[list[str]] | tuple[list[list[str]], list[list[str]]]:
+    "The top-k of `labels` for each text by the `zero-shot-classification` pipeline with `nli_model`, in input order; with `multi_label`, also each text's set (scores >= 0.5)."
     from transformers import pipeline
     with safe_weights(nli_model):
         zs = pipeline("zero-shot-classification", model=nli_model, device=detect_device().type, trust_remote_code=False)
     names = {l.replace("_", " "): l for l in labels}
     if len(names) < len(labels): names = {l: l for l in labels}  # two labels differ only by '_' vs ' ': keep them as written
-    top = []
+    top, sets = [], []
     for out in tqdm(zs(list(texts), candidate_labels=list(names), hypothesis_template="This example is about {}.",
-                       batch_size=batch_size), total=len(texts), desc="zero-shot", leave=False, disable=len(texts) < 200):
+                       batch_size=batch_size, multi_label=multi_label), total=len(texts), desc="zero-shot", leave=False,
+                    disable=len(texts) < 200):
         top.append([names[l] for l in out["labels"][:top_k]])
-    return top
+        sets.append(sorted(names[l] for l, p in zip(out["labels"], out["scores"]) if p >= 0.5))
+    return (top, sets) if multi_label else top

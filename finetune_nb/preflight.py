@@ -20,10 +20,10 @@ from .records import check_metrics_file
 from .train import resolve_base_model
 
 # %% auto #0
-__all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'check_labels', 'check_dataset', 'weights_size',
-           'fp32_size', 'check_pickles', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb',
-           'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_values',
-           'check_model_data', 'notebooks_dir', 'process_state', 'preflight']
+__all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'label_sets_note', 'check_labels',
+           'check_dataset', 'weights_size', 'fp32_size', 'check_pickles', 'model_shape', 'check_model', 'check_device',
+           'check_hub_targets', 'check_wandb', 'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk',
+           'check_kernel', 'check_values', 'check_model_data', 'notebooks_dir', 'process_state', 'preflight']
 
 # %% ../nbs/04b_preflight.ipynb #f9ccfc1f
 @dataclass
@@ -87,6 +87,15 @@ def _labels(counts: dict, n: int = 8) -> str:
     items = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
     return ", ".join(f"{l!r} ({c})" for l, c in items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
+def label_sets_note(scan: JsonlScan) -> str:
+    "What a multi-label file holds, for the plan: rows with lists and strings, labels, labels per row, rows per label."
+    sizes, strings = scan.label_sizes, scan.rows - scan.label_lists
+    mean = sum(k*v for k, v in sizes.items())/max(scan.label_lists, 1)
+    return (f"{scan.path.name}: multi-label (a label list in {scan.label_lists} of its {scan.rows} rows"
+            + (f", a plain string in {strings}, each read as a one-label set" if strings else "")
+            + f"): {len(scan.labels)} labels, {mean:.2f} labels a list on average (at most {max(sizes, default=0)}), "
+            f"{sizes[0]} lists empty (none of these labels); rows per label: {_labels(scan.labels)}")
+
 def check_labels(
     scan: JsonlScan,  # the raw file, scanned
     s: OrchestrateSettings,
@@ -97,6 +106,7 @@ def check_labels(
     import difflib
     have = scan.labels
     if not scan.rows: return {}  # `check_jsonl` said why the file has no row
+    if scan.multi_label: report.note(label_sets_note(scan))
     for name in ("labels_include", "labels_exclude"):
         for label in getattr(s, name):
             if label in have: continue
@@ -112,7 +122,7 @@ def check_labels(
     if scan.rows and not splittable:
         report.problem(f"{scan.path.name}: no label keeps the 2 rows a split needs (one for train, one for test){after}: "
                        f"{_labels(kept) or 'no rows'}; {fix}")
-    elif "train" in steps and len(splittable) < 2:
+    elif "train" in steps and len(splittable) < 2 and not scan.multi_label:  # label sets: one label is a yes/no question
         report.problem(f"{scan.path.name}: training needs at least 2 labels with 2 rows or more{after}, and has "
                        f"{_labels(splittable)}; {fix}, or run only the cleaning ({setting_name('stop_after')} clean)")
     elif "train" in steps and max(splittable.values()) < 3:
@@ -182,6 +192,11 @@ def check_pickles(folder: Path, what: str, report: Report):
             with safe_weights(f"{what} {folder}"): torch.load(f, map_location="cpu", weights_only=True, mmap=True)
         except ValueError as e: return report.problem(str(e).replace("its weights file", f"its {f.name}", 1))
         except Exception as e: return report.problem(f"{what} {folder}: {f.name} cannot be read as weights ({type(e).__name__}: {e})")
+
+def model_shape(model: str) -> bool | None:
+    "Whether a local model folder is multi-label (its config's `problem_type`); None when that cannot be read here (a Hub model)."
+    try: return json.loads((Path(model).expanduser()/"config.json").read_text()).get("problem_type") == "multi_label_classification"
+    except (OSError, ValueError, AttributeError): return None
 
 def check_model(model: str, revision: str | None, what: str, report: Report) -> int | None:
     "Check that a model (folder, Hub id or hf://user/name) can be loaded; returns the bytes of its weights when known."
@@ -385,7 +400,7 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     plan, r = make_plan(s, run_dir), Report()
     for e in plan.errors: r.problem(e)
     if not plan.names: r.problem(f"nothing to run: skip={s.skip}, stop_after={s.stop_after!r} leave no step")
-    steps, kind, paths, labels = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir), None
+    steps, kind, paths, labels, scan = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir), None, None
     continuing = s.resume and is_run_dir(plan.run_dir)  # `continue_run` made these settings: the folder is the run's own
     if plan.run_dir.exists() and (not plan.run_dir.is_dir() or any(plan.run_dir.iterdir())) and not continuing:
         r.problem(f"run folder {plan.run_dir} already exists and is not empty; choose another {setting_name('name')} or {setting_name('run_dir')}")
@@ -408,7 +423,13 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
             r.problem(f"{setting_name('split')} {s.split!r}: a cleaned dataset has the splits train and test")
         if s.model and not plan.dataset: check_model_data(s.model, r)
     if s.examples and "eval" in steps:
-        check_jsonl(s.examples, s.text_field, s.label_field, setting_name("examples"), r, label_optional=True)
+        ex = check_jsonl(s.examples, s.text_field, s.label_field, setting_name("examples"), r, label_optional=True)
+        shape = model_shape(s.model) if s.model else (scan.multi_label if "clean" in steps and scan else None)
+        if ex and ex.rows and ex.label_lists + sum(v for l, v in ex.labels.items() if l is not None) and shape is not None \
+                and ex.multi_label != shape:
+            whose = f"{setting_name('model')} {s.model} is" if s.model else f"the model trained on {setting_name('dataset')} will be"
+            r.problem(f"{setting_name('examples')} {s.examples} carries {'label sets (lists)' if ex.multi_label else 'single labels (strings)'}, "
+                      f"and {whose} {'multi-label' if shape else 'single-label'}: examples and model must be of one shape")
     if "train" in steps or (s.model and "eval" in steps):
         check_device(s.require_gpu, r)
     if "train" in steps:

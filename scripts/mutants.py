@@ -37,6 +37,7 @@ class Mutant:
 
 EV, CL, CO, TR, FA, FF, NB, HU = ("tests/test_evaluation.py", "tests/test_clean.py", "tests/test_core.py", "tests/test_train.py",
                                   "tests/test_faults.py", "tests/test_failfirst.py", "tests/test_notebooks.py", "tests/test_hub.py")
+ML = "tests/test_multilabel.py"  # label sets (issue 23)
 nb = lambda name: f"{NB}::test_notebook_runs[{name}]"
 
 MUTANTS = [
@@ -114,15 +115,44 @@ MUTANTS = [
            "    if unknown := []:",
            [f"{FF}::test_papermill_refuses_a_parameter_the_notebook_lacks"]),
     Mutant("class-weights-ignored", "class_weights='balanced' trains with the unweighted loss",
-           "train", 'compute_loss_func=weighted_loss(balanced_weights(train_ds["labels"], len(id2label))) if s.class_weights == "balanced" else None,',
-           "compute_loss_func=None,",
+           "train", 'else weighted_loss(balanced_weights(train_ds["labels"], len(id2label))),', "else None,",
            [f"{TR}::test_class_weights_are_inverse_frequencies_and_the_loss_uses_them"]),
     Mutant("temperature-not-folded", "the fitted temperature is recorded but not folded into the published head",
            "train", "    scale_head(trainer.model, t)", "    pass",
            [f"{TR}::test_temperature_scaling_is_fitted_on_validation_and_folded_into_the_published_head"]),
     Mutant("labels-unsorted", "label ids follow the order labels were met, not their sorted order",
-           "train", "    labels = sorted({str(l) for l in train_labels})", "    labels = list(dict.fromkeys(str(l) for l in train_labels))",
+           "train", "    labels = sorted(members(train_labels))",
+           "    labels = list(dict.fromkeys(str(m) for l in train_labels for m in (l if multi else [l])))",
            [nb("02_train.ipynb")], notebook="02_train.ipynb"),
+    # label sets (issue 23)
+    Mutant("majority-at-half", "noise='majority' keeps a label that exactly half of the copies carry",
+           "labelsets", "out = tuple(sorted(l for l, c in counts.items() if 2*c > n))", "out = tuple(sorted(l for l, c in counts.items() if 2*c >= n))",
+           [f"{ML}::test_copies_with_label_sets_resolve_as_documented"]),
+    Mutant("cap-one-over", "max_per_label lets every label keep one row more than the cap",
+           "labelsets", "if all(kept[k] < cap for k in keys[i]):", "if all(kept[k] <= cap for k in keys[i]):",
+           [f"{ML}::test_the_cap_per_label_holds_and_drops_a_row_only_for_a_full_label"]),
+    Mutant("test-only-label-kept", "a label the split put in test only stays there: the model never sees it",
+           "labelsets", "if not Y[tr, j].any() and Y[te, j].any(): te, tr = _move(Y, te, tr, j)",
+           "if False: te, tr = _move(Y, te, tr, j)",
+           [f"{ML}::test_the_split_puts_every_label_of_five_rows_in_both_and_none_in_test_only"]),
+    Mutant("softmax-for-sets", "a multi-label model's scores taken through a softmax, as a single-label model's",
+           "predict", "probs = logits.sigmoid() if self.multi else logits.softmax(-1)", "probs = logits.softmax(-1)",
+           [nb("03a_predict.ipynb")], notebook="03a_predict.ipynb"),
+    Mutant("thresholds-ignored", "predicted sets decided at 0.5 for every label, not at the thresholds published with the model",
+           "predict", "thresholds = torch.from_numpy(self.thresholds).to(self.device)",
+           "thresholds = torch.full((len(self.labels),), 0.5, device=self.device)",
+           [nb("03a_predict.ipynb")], notebook="03a_predict.ipynb"),
+    Mutant("checkpoint-by-half", "the best checkpoint chosen by macro-F1 at 0.5, not at the thresholds tuned on validation",
+           "train", "return {**set_scores(Y, P >= tune_thresholds(Y, P)),", "return {**set_scores(Y, P >= 0.5),",
+           [nb("02_train.ipynb")], notebook="02_train.ipynb"),
+    Mutant("pos-weight-inverted", "class_weights='balanced' on label sets weighs positives by positives over negatives",
+           "train", "np.divide(len(Y) - pos, pos, out=np.ones(Y.shape[1]), where=pos > 0)",
+           "np.divide(pos, len(Y) - pos, out=np.ones(Y.shape[1]), where=len(Y) - pos > 0)",
+           [nb("02_train.ipynb")], notebook="02_train.ipynb"),
+    Mutant("missing-extra-swapped", "a record's missing and extra labels swapped",
+           "records", "r.update(exact=int(true == got), missing=sorted(true - got), extra=sorted(got - true))",
+           "r.update(exact=int(true == got), missing=sorted(got - true), extra=sorted(true - got))",
+           [f"{ML}::test_label_sets_run_through_every_step_with_every_line_accounted_for"]),
 ]
 
 

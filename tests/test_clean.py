@@ -113,7 +113,7 @@ def test_every_ledger_reason_is_reachable(tmp_path):
     lines = [j(text="keep me one", label="a"), j(text="keep me two", label="a"), j(text="another b text", label="b"),
              j(text="b text the second", label="b"), j(text="third for b here", label="b"),
              b"", b"\xc3\x28", "{nope", "[1]", j(label="a"), j(text=None, label="a"), j(text=1, label="a"),
-             j(text="no label"), j(text="empty label", label=""), j(text="list label", label=["a"]),
+             j(text="no label"), j(text="empty label", label=""), j(text="object label", label={"name": "a"}),
              j(text="c row", label="c"), j(text="excluded", label="x"),
              j(text="Keep me ONE", label="a"),  # exact duplicate of line 1
              j(text="the same words here again and again", label="b"), j(text="the same words here again and again!", label="b"),

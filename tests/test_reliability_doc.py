@@ -59,3 +59,11 @@ def test_the_hub_figures_are_the_hub_tests():
     r = row("The Hub round trip")
     assert "2 upload 503s and 2 download 503s and 2 download timeouts retried" in r
     assert hasattr(test_hub, "through_lfs") and "LFS batch endpoint" in r
+
+
+def test_the_label_set_figures_are_the_label_set_tests():
+    import test_multilabel as M
+    kinds = next(m for m in M.test_a_label_list_holding_what_is_no_label_is_refused_naming_file_line_and_field.pytestmark
+                 if m.name == "parametrize").args[1]
+    assert f"{len(kinds)} of {len(kinds)} kinds of bad list item refused" in row("Label sets (multi-label)")
+    assert M.MIN_BOTH == 5 and "every label of 5+ rows in both splits" in row("Label sets (multi-label)")
