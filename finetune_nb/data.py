@@ -298,12 +298,15 @@ def calibration(
 # %% ../nbs/00a_data.ipynb #5a0445bd
 def fit_temperature(
     logits: np.ndarray,  # validation logits, one row per example
-    labels: np.ndarray,  # their label ids
+    labels: np.ndarray,  # their label ids; label sets: a 0/1 matrix (rows x labels)
 ) -> float:
-    "The temperature T that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017), in [0.05, 20]."
+    "The temperature T in [0.05, 20] that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017); label sets: of every sigmoid(logit / T)."
     from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
-    nll = lambda log_t: -log_softmax(logits/np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
+    from scipy.special import log_expit, log_softmax
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    if labels.ndim == 2:  # label sets: the binary cross-entropy of every label's decision
+        nll = lambda log_t: -(labels*log_expit(logits/np.exp(log_t)) + (1 - labels)*log_expit(-logits/np.exp(log_t))).mean()
+    else: nll = lambda log_t: -log_softmax(logits/np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20)), method="bounded").x))
 
 def scale_head(model, temperature: float):
@@ -378,19 +381,23 @@ def label_set_issues(
 
 # %% ../nbs/00a_data.ipynb #8d977045
 def out_of_fold_probs(
-    labels: Sequence[int],  # each row's label id
+    labels: Sequence[int] | np.ndarray,  # each row's label id; label sets: a 0/1 matrix (rows x labels)
     n_labels: int,  # columns of the result
     fit_predict: Callable,  # (fit rows, held-out rows) as index arrays -> the held-out rows' probabilities
     folds: int = 5,  # k
     seed: int = 42,  # of the stratified fold assignment
 ) -> np.ndarray:
-    "Every row's probabilities from a model that never saw it: k stratified folds, each scored by a model fitted on the rest."
+    "Every row's probabilities from a model that never saw it: k stratified folds (label sets: iteratively stratified), each scored by a model fitted on the rest."
     from sklearn.model_selection import StratifiedKFold
     y = np.asarray(labels)
     if folds < 2 or folds > len(y): raise ValueError(f"folds must be between 2 and the {len(y)} rows, got {folds}")
     with warnings.catch_warnings():  # a label with fewer rows than folds is left out of some folds' fitting rows
         warnings.simplefilter("ignore", UserWarning)
-        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        if y.ndim == 2:  # label sets: every label spread over the folds as evenly as its rows allow
+            from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+            kfold = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        else: kfold = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        splits = list(kfold.split(np.zeros(len(y)), y))
     probs = np.full((len(y), n_labels), np.nan)
     for fit, held in tqdm(splits, desc="k-fold scores", unit="fold"): probs[held] = fit_predict(fit, held)
     return probs

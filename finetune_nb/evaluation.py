@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .baseline import DESCRIPTION, fit_baseline
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, get_logger,
                               json_default, library_versions, parse_target, run_folder, set_threads, setting, setting_name,
                               switch_on)
@@ -30,7 +31,8 @@ from .reports import hub_repo_id, log_to_wandb, metrics_table, update_card, upda
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EvalSettings', 'load_rows', 'check_labels', 'EvalResult', 'scores_of', 'evaluate', 'run_eval']
+__all__ = ['logger', 'EvalSettings', 'load_rows', 'check_labels', 'EvalResult', 'training_rows', 'score_baseline', 'scores_of',
+           'evaluate', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -51,6 +53,7 @@ class EvalSettings:
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     quantize: bool = setting(False, "CPU only: int8 dynamic quantisation of the linear layers, faster with slightly different scores")
     zero_shot_model: str = setting("", "NLI model for a zero-shot baseline on the same rows; empty: none")
+    baseline: bool = setting(True, "fit TF-IDF + logistic regression on the model's training rows and score it on the same rows (seconds)")
     wandb_project: str = setting("finetune-nb", "W&B project")
     wandb_mode: str = setting("offline", "'online', 'offline' (sync later with `wandb sync`) or 'disabled'")
     wandb_group: str = setting("", "W&B group shared with the training run of the same pipeline run")
@@ -119,6 +122,49 @@ class EvalResult:
     metrics: dict  # everything in metrics.json
     records: pd.DataFrame  # one row per example, as in the JSONL output
     output: Path  # the JSONL file; metrics.json is beside it
+
+# %% ../nbs/03_eval.ipynb #e3b00002
+def _model_file(model: str, name: str, revision: str | None = None) -> dict:
+    "A JSON file published beside a model, local or on the Hub."
+    path = Path(model)/name
+    if not path.is_file() and not Path(model).exists():  # a Hub model
+        from huggingface_hub import hf_hub_download
+        path = Path(hf_hub_download(hub_repo_id(model), name, revision=revision))
+    if not path.is_file(): raise FileNotFoundError(f"{model} has no {name} (published before finetune_nb recorded its rows)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+def training_rows(
+    model: str,  # fine-tuned model (folder, Hub id or hf://user/name)
+    revision: str | None = None,  # a Hub model's branch, tag or commit
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The rows of the dataset's train split that a published model learnt from, and those that picked its checkpoint (`training_rows.json`)."
+    ids = _model_file(model, "training_rows.json", revision)
+    if not ids.get("dataset"): raise ValueError(f"{model} was trained on a local dataset that its training_rows.json cannot point to")
+    train = load_clean_dataset(ids["dataset"])["train"].to_pandas().set_index("id")
+    if lost := len(set(ids["train"] + ids["validation"]) - set(train.index)): raise ValueError(
+        f"{lost} of the rows {model} learnt from are not in the train split of {ids['dataset']}: the dataset changed since")
+    train["label"] = [label_value(l) for l in train["label"]]  # a set: a sorted list
+    return train.loc[ids["train"]].reset_index(), train.loc[ids["validation"]].reset_index()
+
+def score_baseline(
+    clf: Classifier,  # the model evaluated: its labels, its shape
+    labelled: pd.DataFrame,  # the labelled rows it was scored on (`text`, `label`)
+    model: str, revision: str | None = None,  # where its training_rows.json is
+    k: int = 3,  # top-k, as for the model
+) -> dict:
+    "The baseline fitted on the model's training rows, scored on `labelled` as the model is; `{'skipped': why}` when it cannot be."
+    try:
+        train, val = training_rows(model, revision)
+        balanced = _model_file(model, "train_metrics.json", revision)["settings"].get("class_weights") == "balanced"
+    except (OSError, ValueError) as e:
+        logger.warning("no baseline: %s", e)
+        return {"skipped": str(e)}
+    b = fit_baseline(train["text"].tolist(), train["label"].tolist(), clf.labels, val["text"].tolist(), val["label"].tolist(), balanced)
+    top, _, sets = b.predict(labelled["text"].tolist(), k)
+    true = labelled["label"].tolist()
+    m = set_report(true, sets, top, clf.labels, b.thresholds.tolist(), k) if clf.multi else topk_metrics(true, top, clf.labels, k)
+    return {"model": DESCRIPTION + (", class_weight='balanced' (as the model)" if balanced else ""), "fitted_on": b.rows,
+            "class_weights": "balanced" if balanced else "none", "seconds": b.seconds, **m}
 
 # %% ../nbs/03_eval.ipynb #2f20c253
 def scores_of(
@@ -222,6 +268,7 @@ def evaluate(
     elif s.zero_shot_model and len(labelled):
         top = zero_shot_top(s.zero_shot_model, labelled["text"].tolist(), clf.labels, k, s.batch_size)
         metrics["zero_shot"] = {"model": s.zero_shot_model, **topk_metrics(labelled["label"].tolist(), top, clf.labels, k)}
+    if s.baseline and len(labelled): metrics["baseline"] = score_baseline(clf, labelled, model, s.revision or None, k)
     metrics.update(output=str(out), versions=library_versions(), seconds=round(time.time() - t0, 1))
     (out.parent/"metrics.json").write_text(json.dumps(metrics, indent=1, default=json_default) + "\n", encoding="utf-8")
     return EvalResult(metrics, records, out)
@@ -254,6 +301,12 @@ def run_eval(s: EvalSettings) -> EvalResult:
         f = m["fine_tuned"]
         logger.info("%d rows: %s, macro-F1 %.4f", m["labelled"], ", ".join(
             f"top-{k} {f[f'top{k}_accuracy']:.4f}" for k in range(1, 4) if f"top{k}_accuracy" in f), f["macro_f1"])
+    if (b := m.get("baseline")) and "macro_f1" in b:
+        logger.info("baseline (%s, fitted on %d rows in %.1f s): macro-F1 %.4f, micro-F1 %.4f", b["model"], b["fitted_on"]["train"],
+                    b["seconds"], b["macro_f1"], b["micro_f1"])
+        if b["macro_f1"] > m["fine_tuned"]["macro_f1"]: logger.warning(
+            "the TF-IDF baseline beats the fine-tuned model on macro-F1 (%.4f > %.4f): more epochs, data or another base model may help",
+            b["macro_f1"], m["fine_tuned"]["macro_f1"])
     if m["unlabelled"]: logger.info("%d unlabelled rows predicted (no correctness flags)", m["unlabelled"])
     if m["truncated"]["rows"]: logger.info("%d texts were longer than %d tokens and cut, as in training", m["truncated"]["rows"],
                                            m["truncated"]["max_length"])

@@ -168,8 +168,8 @@ def collect(record: dict, plan: Plan) -> dict:
                 if ev.get(k): art[k] = ev[k]
             if li := ev.get("label_issues"): art["label_issues"] = li["file"]; res["label_issues"] = {k: li[k] for k in ("rows", "of")}
             res["test"] = {k: ev.get(k) for k in ("problem_type", "dataset", "examples", "split", "rows", "labelled", "unlabelled",
-                                                  "fine_tuned", "zero_shot") if k in ev}
-            for part in ("fine_tuned", "zero_shot"):  # the summary needs the scores, not the matrices
+                                                  "fine_tuned", "baseline", "zero_shot") if k in ev}
+            for part in ("fine_tuned", "baseline", "zero_shot"):  # the summary needs the scores, not the matrices
                 if isinstance(res["test"].get(part), dict):
                     res["test"][part] = {k: v for k, v in res["test"][part].items() if not isinstance(v, (dict, list))}
             record.setdefault("resolved", {})["model"] = {"name": ev.get("model"), "revision": ev.get("revision"),
@@ -185,8 +185,9 @@ def _set_metrics_table(res: dict) -> list[str]:
     keys = ("subset_accuracy", "macro_f1", "micro_f1", "samples_f1", "hamming_loss", "precision@1", "recall@3")
     rows, test = [], res.get("test", {})
     if v := res.get("train", {}).get("validation"): rows.append(("validation (thresholds tuned on it)", res["train"]["rows"]["validation"], v))
-    for part, label in (("fine_tuned", f"{test.get('split') or 'examples'} (fine-tuned)"), ("zero_shot", "zero-shot baseline (0.5)")):
-        if m := test.get(part): rows.append((label, test.get("labelled"), m))
+    for part, label in (("fine_tuned", f"{test.get('split') or 'examples'} (fine-tuned)"),
+                        ("baseline", "TF-IDF + LR baseline (thresholds tuned on validation)"), ("zero_shot", "zero-shot baseline (0.5)")):
+        if (m := test.get(part)) and "macro_f1" in m: rows.append((label, test.get("labelled"), m))
     if not rows: return []
     return ["", "| metrics (label sets) | rows | subset acc. | macro-F1 | micro-F1 | samples-F1 | Hamming loss | P@1 | R@3 |",
             "|---|---|---|---|---|---|---|---|---|", *(f"| {n} | {r} | " + " | ".join(_f(m.get(k)) for k in keys) + " |" for n, r, m in rows)]
@@ -220,13 +221,17 @@ def summary(record: dict) -> str:
         out += _set_metrics_table(res)
     elif v := res.get("train", {}).get("validation"):
         rows.append(("validation", res["train"]["rows"]["validation"], v.get("accuracy"), None, None, v.get("macro_f1"), v.get("micro_f1")))
-    for part, label in (("fine_tuned", f"{test.get('split') or 'examples'} (fine-tuned)"), ("zero_shot", "zero-shot baseline")):
-        if (m := test.get(part)) and test.get("problem_type") != "multi_label_classification":
+    for part, label in (("fine_tuned", f"{test.get('split') or 'examples'} (fine-tuned)"), ("baseline", "TF-IDF + LR baseline"),
+                        ("zero_shot", "zero-shot baseline")):
+        if (m := test.get(part)) and "macro_f1" in m and test.get("problem_type") != "multi_label_classification":
             rows.append((label, test.get("labelled"), m.get("top1_accuracy"), m.get("top2_accuracy"), m.get("top3_accuracy"),
                          m.get("macro_f1"), m.get("micro_f1")))
     if rows:
         out += ["", "| metrics | rows | top-1 | top-2 | top-3 | macro-F1 | micro-F1 |", "|---|---|---|---|---|---|---|"]
         out += [f"| {r[0]} | {r[1]} | " + " | ".join(map(_f, r[2:])) + " |" for r in rows]
+    if (b := test.get("baseline")) and b.get("skipped"): out += ["", f"**Baseline** (TF-IDF + LR) not fitted: {b['skipped']}."]
+    elif b and "macro_f1" in b and (f := test.get("fine_tuned")) and b["macro_f1"] > f["macro_f1"]:
+        out += ["", f"**The TF-IDF baseline beats the fine-tuned model** on macro-F1 ({b['macro_f1']:.3f} > {f['macro_f1']:.3f})."]
     if test.get("unlabelled"): out += ["", f"{test['unlabelled']} unlabelled examples were predicted without correctness flags."]
     if art.get("class_balance"): out += ["", f"**Class balance** before and after cleaning: `{art['class_balance']}`."]
     if art.get("learning_curves"): out += ["", f"**Learning curves**: `{art['learning_curves']}`."]

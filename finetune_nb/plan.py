@@ -99,6 +99,7 @@ class OrchestrateSettings:
     top_k: int = inherit(EvalSettings, "top_k", "eval")
     max_eval_samples: int = inherit(EvalSettings, "max_samples", "eval")
     zero_shot_model: str = inherit(EvalSettings, "zero_shot_model", "eval")
+    baseline: bool = inherit(EvalSettings, "baseline", "eval")
     quantize: bool = inherit(EvalSettings, "quantize", "eval")
     predictions: str = setting("", "per-example JSONL file (metrics.json goes beside it); empty: <run folder>/eval/predictions.jsonl", "eval")
 
@@ -217,7 +218,7 @@ def eval_settings(s: OrchestrateSettings, run_dir: Path, model: str, dataset: st
         examples=_abs(s.examples) if s.examples else "", text_field=s.text_field, label_field=s.label_field,
         batch_size=s.eval_batch_size, top_k=s.top_k, max_samples=s.max_eval_samples,
         output=run_paths(s, run_dir)["predictions"], overwrite=s.overwrite, threads=s.threads,
-        zero_shot_model=s.zero_shot_model, quantize=s.quantize, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name)
+        zero_shot_model=s.zero_shot_model, baseline=s.baseline, quantize=s.quantize, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name)
 
 # %% ../nbs/04a_plan.ipynb #8d9622ba
 @dataclass

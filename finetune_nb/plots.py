@@ -95,7 +95,7 @@ def per_label_png(per_label: dict[str, dict], path: Path) -> Path:
     from matplotlib.figure import Figure
     names = sorted(per_label, key=lambda l: (-per_label[l]["f1"], l))
     n, y = len(names), np.arange(len(names))
-    fig = Figure(figsize=(8, min(2 + 0.3*n, 40)))
+    fig = Figure(figsize=(9, min(2 + 0.3*n, 40)))
     ax = fig.subplots()
     get = lambda k: np.array([per_label[l][k] for l in names])
     ax.barh(y, get("f1"), height=0.6, color="C0", label="F1")
@@ -103,7 +103,7 @@ def per_label_png(per_label: dict[str, dict], path: Path) -> Path:
     ax.plot(get("recall"), y, "x", color="C3", label="recall")
     ax.set_yticks(y, [f"{_short(l, 30)} ({per_label[l]['support']})" for l in names], fontsize=max(5, 10 - n//25))
     ax.set(xlim=(0, 1.05), ylim=(-0.7, n - 0.3), xlabel="at each label's threshold", title=f"Per label: {n} labels (support)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside the bars, never over one
     return _save(fig, path, dpi=100 if n <= 40 else 70)
 
 # %% ../nbs/00c_plots.ipynb #d5e602e4

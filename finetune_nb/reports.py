@@ -19,12 +19,12 @@ __all__ = ['metrics_table', 'eval_results', 'card_with_metrics', 'update_card', 
 _CARD_START, _CARD_END = "<!-- finetune_nb:test-metrics -->", "<!-- /finetune_nb:test-metrics -->"
 
 def metrics_table(metrics: dict) -> str:
-    "A markdown table of top-k accuracy and F1, with the zero-shot row when there is one."
-    rows = [("fine-tuned", metrics.get("fine_tuned")), ("zero-shot", metrics.get("zero_shot"))]
+    "A markdown table of top-k accuracy and F1 (label sets: their measures), with the baseline's and zero-shot rows when there are."
+    rows = [("fine-tuned", metrics.get("fine_tuned")), ("TF-IDF + LR baseline", metrics.get("baseline")), ("zero-shot", metrics.get("zero_shot"))]
     keys = [k for k, v in (metrics.get("fine_tuned") or {}).items() if isinstance(v, float) and (  # label sets: their measures too
         k.startswith(("top", "precision@", "recall@")) or k.endswith(("_f1", "subset_accuracy")) or k == "hamming_loss")]
     head = "| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---|"*len(keys)
-    return "\n".join([head, *(f"| {n} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for n, m in rows if m)])
+    return "\n".join([head, *(f"| {n} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for n, m in rows if m and all(k in m for k in keys))])
 
 _INDEX = [("top1_accuracy", "accuracy", None, "Accuracy"), ("macro_f1", "f1", "macro", "Macro-F1"),
           ("micro_f1", "f1", "micro", "Micro-F1"), ("top2_accuracy", "top_k_accuracy", "k=2", "Top-2 accuracy"),
@@ -96,7 +96,7 @@ def log_to_wandb(
     run = init_wandb(project, mode, group, job_type="eval", dir=Path(metrics["output"]).parent,
                      config={**(config or {}), "model": metrics["model"], "fingerprint": metrics["fingerprint"]})
     if run is None: return None
-    for part in ("fine_tuned", "zero_shot"):
+    for part in ("fine_tuned", "baseline", "zero_shot"):
         for k, v in (metrics.get(part) or {}).items():
             if isinstance(v, float): run.summary[f"test/{part}/{k}"] = v
     run.summary["test/rows"] = metrics["rows"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import (calibration, effective_max_length, fit_temperature, label_issues, load_clean_dataset, out_of_fold_probs,
+from .data import (calibration, effective_max_length, fit_temperature, label_issues, label_set_issues, load_clean_dataset, out_of_fold_probs,
                               safe_weights, scale_head)
 from .card import model_card, public_info
 from .labelsets import MULTI, SINGLE, binarize, is_multi_label, iterative_split, set_scores, tune_thresholds
@@ -261,12 +261,15 @@ def _log_progress_callback():
     return LogProgress
 
 def _calibrate(trainer, val_ds) -> dict:
-    "Fit the temperature on the validation split, fold it into the head; the validation NLL and ECE before and after."
-    from scipy.special import log_softmax, softmax
+    "Fit the temperature on the validation split, fold it into the head; the validation NLL and ECE (label sets: of every label's score) before and after."
+    from scipy.special import expit, log_expit, log_softmax, softmax
     out = trainer.predict(val_ds)
     logits, y = np.asarray(out.predictions, dtype=np.float64), np.asarray(out.label_ids)
     t = fit_temperature(logits, y)
     def scores(T):
+        if y.ndim == 2:  # label sets: every label's decision, pooled (as the evaluation step's `label_calibration`)
+            return {"nll": float(-(y*log_expit(logits/T) + (1 - y)*log_expit(-logits/T)).mean()),
+                    "ece": calibration(expit(logits/T).ravel(), y.ravel().astype(bool))["ece"]}
         p = softmax(logits/T, axis=1)
         return {"nll": float(-log_softmax(logits/T, axis=1)[np.arange(len(y)), y].mean()),
                 "ece": calibration(p.max(1), p.argmax(1) == y)["ece"]}
@@ -297,31 +300,37 @@ def training_args(s: TrainSettings, output_dir: Path, lr: float, device, **kw):
         bf16=device.type == "cuda" and device.bf16, fp16=device.type == "cuda" and not device.bf16, **kw)
 
 def train_label_issues(s: TrainSettings, base: str, labels: list[str], lr: float, rows, texts: list[str], tokenizer, out: Path,
-                       device) -> dict:
-    "The train split's likely label errors: k-fold fine-tunings score every row out of sample, cleanlab ranks them."
+                       device, thresholds: dict[str, float] | None = None) -> dict:
+    "The train split's likely label errors: k-fold fine-tunings score every row out of sample, cleanlab ranks them (label sets: at the model's `thresholds`)."
     import torch
     from accelerate import PartialState
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
     t0, collate = time.time(), DataCollatorWithPadding(tokenizer)
     inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
+    multi = thresholds is not None  # label sets: a sigmoid per label, binary cross-entropy, multi-hot targets
     def fit_predict(fit, held):  # a fresh model from the base, trained as the step trains (no evaluation, no checkpoints)
         with safe_weights(s.base_model or base):
             model = AutoModelForSequenceClassification.from_pretrained(
                 base, revision=s.revision or None, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
-                trust_remote_code=False, ignore_mismatched_sizes=True)
+                trust_remote_code=False, ignore_mismatched_sizes=True, problem_type=MULTI if multi else SINGLE)
         args = training_args(s, out/"folds", lr, device, eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none",
                              disable_tqdm=True)
         balanced = s.class_weights == "balanced"
-        Trainer(model=model, args=args, train_dataset=rows.select(fit), data_collator=collate,
-                compute_loss_func=weighted_loss(balanced_weights(rows.select(fit)["labels"], len(labels))) if balanced else None).train()
+        y = rows.select(fit)["labels"]
+        loss = (bce_loss(balanced_pos_weight(y)) if multi else weighted_loss(balanced_weights(y, len(labels)))) if balanced else None
+        Trainer(model=model, args=args, train_dataset=rows.select(fit), data_collator=collate, compute_loss_func=loss).train()
         part, probs, b = rows.select(held).select_columns(inputs), [], 2*s.batch_size
         with torch.inference_mode():
             for i in range(0, len(part), b):
                 batch = collate([part[j] for j in range(i, min(i + b, len(part)))]).to(model.device)
-                probs.append(model.eval()(**batch).logits.float().softmax(-1).cpu().numpy())
+                logits = model.eval()(**batch).logits.float()
+                probs.append((logits.sigmoid() if multi else logits.softmax(-1)).cpu().numpy())
         return np.concatenate(probs)
-    probs = out_of_fold_probs(rows["labels"], len(labels), fit_predict, s.label_issue_folds, s.seed)
-    found = label_issues([labels[i] for i in rows["labels"]], probs, labels, rows["id"], texts)
+    y = np.asarray(rows["labels"], dtype=int) if multi else rows["labels"]
+    probs = out_of_fold_probs(y, len(labels), fit_predict, s.label_issue_folds, s.seed)
+    if multi: found = label_set_issues([[l for l, on in zip(labels, r) if on] for r in y], probs, labels,
+                                       [thresholds[l] for l in labels], rows["id"], texts)
+    else: found = label_issues([labels[i] for i in rows["labels"]], probs, labels, rows["id"], texts)
     path = out/"label_issues_train.jsonl"
     if PartialState().is_main_process:
         try: path.write_text("".join(jsonl_line(r) for r in found.to_dict("records")), encoding="utf-8")
@@ -367,10 +376,6 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     multi = not isinstance(data["train"].features["label"], Value)  # a list of labels: label sets
     if multi:
         train_df["label"] = pd.Series([tuple(x) for x in train_df["label"]], dtype=object)
-        if s.temperature_scaling: raise ValueError(f"{switch_on('temperature_scaling')} is for single-label models (one softmax); "
-                                                   "a multi-label model gets per-label thresholds tuned on the validation split")
-        if s.label_issue_folds: raise ValueError(f"label_issue_folds: train-split label issues of label sets are not made yet; "
-                                                 "the evaluation step ranks the test split's (cleanlab, multi-label)")
     problem_type = MULTI if multi else SINGLE
     id2label, label2id = label_maps(train_df["label"], test_labels)
     train_df, val_df = split_train_val(train_df, s.val_size, s.seed, s.max_train_samples)
@@ -433,7 +438,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     temperature = _calibrate(trainer, val_ds) if s.temperature_scaling else None
     thresholds = _thresholds(trainer, val_ds) if multi else None
     issues = (train_label_issues(s, base, list(id2label.values()), lr, concatenate_datasets([train_ds, val_ds]),
-                                 train_df["text"].tolist() + val_df["text"].tolist(), tokenizer, out, device)
+                                 train_df["text"].tolist() + val_df["text"].tolist(), tokenizer, out, device, thresholds)
               if s.label_issue_folds else None)
     val = {k[len("eval_"):]: v for k, v in metrics.items() if k.startswith("eval_")}
     info = {
@@ -447,6 +452,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
                        "hub_id": base if s.base_model and not Path(base).expanduser().exists() else None,  # known here, not later
                        "revision": s.revision or None, "commit": getattr(model.config, "_commit_hash", None)},
         "dataset": s.dataset, "settings": asdict(s),
+        "row_ids": {"train": train_df["id"].tolist(), "validation": val_df["id"].tolist()},  # published as training_rows.json
         "wandb": {"project": s.wandb_project, "mode": s.wandb_mode, "group": s.wandb_group or None,
                   "run_id": run.id if run is not None else None, "dir": run.dir if run is not None else None,
                   "url": run.url if run is not None and s.wandb_mode == "online" else None},
@@ -462,13 +468,16 @@ def publish_model(result: TrainResult, target: str, overwrite: bool = False, pri
     trainer = result.trainer
     if not trainer.is_world_process_zero(): return None
     info = {**result.info, "target": str(target), "log_history": result.log_history}
+    ids = info.pop("row_ids")  # which rows of the dataset's train split it learnt from, and which picked the checkpoint
     t = parse_target(target, repo_type="model")
     if t.is_hub: info = public_info(info)  # a Hub repo shows no paths of the machine that trained it
+    rows = {"dataset": info["dataset"], **ids}
     v = result.metrics
     with publishing(t, overwrite=overwrite, private=private,
                     message=f"finetune_nb train: validation macro-F1 {v.get('macro_f1', 0):.4f}") as pub:
         trainer.save_model(str(pub.staging))  # the model and its tokenizer (the Trainer's processing_class)
         (pub.staging/"train_metrics.json").write_text(json.dumps(info, indent=1, default=json_default) + "\n")
+        (pub.staging/"training_rows.json").write_text(json.dumps(rows, default=json_default) + "\n")  # the baseline of 03_eval fits on the same rows
         (pub.staging/"README.md").write_text(model_card(info), encoding="utf-8")
         learning_curves(result.log_history, pub.staging/"learning_curves.png")  # whatever runs the step, a notebook or not
         for junk in ("training_args.bin",): (pub.staging/junk).unlink(missing_ok=True)

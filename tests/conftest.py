@@ -128,3 +128,37 @@ def docs_script():
     spec = importlib.util.spec_from_file_location("docs", ROOT/"scripts"/"docs.py")
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     return mod
+
+
+# --- what the command-line tests share ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    "A tiny DeBERTa-v2 to fine-tune (the offline stand-in for a real base model), one per test module."
+    from finetune_nb.testing import tiny_deberta
+    return tiny_deberta(tmp_path_factory.mktemp("base")/"base", ["x", "y"])
+
+
+def write(path: Path, rows) -> Path:
+    "A JSONL file of `rows`: dicts as JSON, strings as they are (to write broken lines)."
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def quick(base, runs: Path) -> list[str]:
+    "`finetune-nb` flags for a quick run on `base`: one epoch, one thread, no W&B, exact duplicates only, runs under `runs`."
+    return ["--label-field", "label", "--base-model", str(base), "--epochs", "1", "--train-batch-size", "4", "--threads", "1",
+            "--wandb-mode", "disabled", "--near-dup-threshold", "1.0", "--runs-dir", str(runs)]
+
+
+def run(capsys, argv):
+    "`finetune-nb argv` in this process: its exit code, stdout and stderr."
+    from finetune_nb.orchestrate import main
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def nothing_written(runs: Path) -> bool:
+    "No run folder (nor anything else) under `runs`."
+    return not runs.exists() or not any(runs.iterdir())

@@ -11,9 +11,11 @@ from hypothesis import given, strategies as st
 from conftest import LEARNS, NBS, TOPICS, assert_parameters_mirror, write_topic_rows
 from finetune_nb.clean import CleanSettings, clean, publish_dataset, run_clean
 from finetune_nb.core import papermill_name, setting_names
+from finetune_nb.data import load_clean_dataset
 from finetune_nb.evaluation import EvalSettings, evaluate, run_eval
 from finetune_nb.metrics import correct_at_k
 from finetune_nb.predict import Classifier
+from finetune_nb.reports import metrics_table
 from finetune_nb.testing import tiny_deberta, tiny_nli
 from finetune_nb.train import TrainSettings, run_train
 
@@ -252,12 +254,42 @@ def test_zero_shot_baseline_sits_beside_the_fine_tuned_row(world, tmp_path):
     assert m["zero_shot"]["confusion_matrix"]["labels"] == labels and len(rows) == sum(map(sum, m["zero_shot"]["confusion_matrix"]["matrix"]))
 
 
+def test_the_baseline_is_fitted_on_the_models_training_rows_and_scored_on_the_same_rows(world, tmp_path):
+    "The documented TF-IDF + logistic regression, fitted by hand on the ids in training_rows.json, ranks the evaluated rows as metrics.json says."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.pipeline import make_pipeline
+    res = evaluate(es(), world["model"], world["dataset"], tmp_path/"p.jsonl")
+    b = json.loads((tmp_path/"metrics.json").read_text())["baseline"]
+    used = json.loads(Path(world["model"], "training_rows.json").read_text())
+    train = load_clean_dataset(world["dataset"])["train"].to_pandas().set_index("id")
+    assert b["fitted_on"] == {"train": len(used["train"]), "validation": 0} and 0 < len(used["train"]) < len(train)
+    assert b["class_weights"] == "none"  # as the model was trained
+    rows = train.loc[used["train"]]  # the rows the model learnt from, not the validation rows that picked its checkpoint
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode"),
+                         LogisticRegression(C=10.0, max_iter=2000)).fit(rows["text"].tolist(), rows["label"].tolist())
+    labels = Classifier(world["model"]).labels
+    P = pipe.predict_proba(res.records["text"].tolist())[:, [list(pipe.classes_).index(l) for l in labels]]
+    top = [[labels[j] for j in np.argsort(-p, kind="stable")] for p in P]
+    true = res.records["label"].tolist()  # the same rows as the fine-tuned model's
+    for k in (1, 2, 3): assert b[f"top{k}_accuracy"] == pytest.approx(np.mean([t in r[:k] for t, r in zip(true, top)]))
+    assert b["macro_f1"] == pytest.approx(f1_score(true, [r[0] for r in top], labels=labels, average="macro", zero_division=0))
+    assert sum(map(sum, b["confusion_matrix"]["matrix"])) == len(true) == res.metrics["labelled"]
+
+
+def test_a_model_without_its_training_rows_gets_no_baseline_and_says_why(world, tmp_path):
+    m = evaluate(es(), world["other"], world["dataset"], tmp_path/"a"/"p.jsonl").metrics
+    assert "training_rows.json" in m["baseline"]["skipped"] and "| TF-IDF" not in metrics_table(m)
+    assert "baseline" not in evaluate(es(baseline=False), world["model"], world["dataset"], tmp_path/"b"/"p.jsonl").metrics
+
+
 def test_card_gains_one_test_metrics_section(world, tmp_path):
     import shutil
     model = tmp_path/"model"; shutil.copytree(world["model"], model)
     for _ in range(2): run_eval(es(model=str(model), dataset=world["dataset"], output=str(tmp_path/"p.jsonl"), overwrite=True))
     card = (model/"README.md").read_text()
-    assert card.count("## Test metrics") == 1 and "| fine-tuned |" in card
+    assert card.count("## Test metrics") == 1 and "| fine-tuned |" in card and card.count("| TF-IDF + LR baseline |") == 1
     from huggingface_hub import ModelCard
     results = ModelCard.load(model/"README.md").data.eval_results  # the model-index the Hub shows as evaluation results
     got = {(r.metric_type, r.metric_config): r.metric_value for r in results}

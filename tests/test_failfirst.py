@@ -5,40 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NBS, TOPICS, WORDS
+from conftest import NBS, TOPICS, WORDS, nothing_written, quick, run, write
 from finetune_nb.data import scan_jsonl
 from finetune_nb.orchestrate import main
-from finetune_nb.testing import tiny_deberta
 
 FINETUNE_NB = str(Path(sys.executable).parent/"finetune-nb")
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tiny_deberta(tmp_path_factory.mktemp("base")/"base", ["x", "y"])
-
-
-def quick(base, runs: Path) -> list[str]:
-    return ["--label-field", "label", "--base-model", str(base), "--epochs", "1", "--train-batch-size", "4", "--threads", "1",
-            "--wandb-mode", "disabled", "--near-dup-threshold", "1.0", "--runs-dir", str(runs)]
-
-
-def write(path: Path, rows) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 def topic_rows(labels=("card", "pin", "loan"), n=12):
     return [{"text": TOPICS[lab].format(w), "label": lab} for lab in labels for w in WORDS[:n]]
-
-
-def run(capsys, argv):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def nothing_written(runs: Path) -> bool: return not runs.exists() or not any(runs.iterdir())
 
 
 # --- the table of issue 12, row by row --------------------------------------------------------------

@@ -8,17 +8,11 @@ import pytest
 from conftest import SECRETS_SCANNED, TOPICS, WORDS, files_under, sealed_env
 from finetune_nb.orchestrate import main
 from finetune_nb.plan import run_status
-from finetune_nb.testing import tiny_deberta
 from finetune_nb.train import last_checkpoint
 
 FINETUNE_NB = str(Path(sys.executable).parent/"finetune-nb")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tiny_deberta(tmp_path_factory.mktemp("base")/"base", ["x", "y"])
 
 
 def rows(n: int, seed: int = 0) -> list[dict]:

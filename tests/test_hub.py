@@ -7,18 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_topic_rows
+from conftest import run, write_topic_rows
 from finetune_nb.data import load_clean_dataset
-from finetune_nb.orchestrate import main
-from finetune_nb.testing import HubStub, tiny_deberta
+from finetune_nb.testing import HubStub
 
 WRITE, READ = "hf_" + "W"*34, "hf_" + "R"*34
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tiny_deberta(tmp_path_factory.mktemp("base")/"base", ["x", "y"])
 
 
 @pytest.fixture
@@ -32,12 +26,6 @@ def hub(monkeypatch, tmp_path, no_secrets):
     monkeypatch.setattr(D, "HF_DATASETS_CACHE", tmp_path/"datasets-cache")
     monkeypatch.chdir(tmp_path)
     with HubStub({WRITE: ("ada", "write"), READ: ("ada", "read")}) as stub: yield stub
-
-
-def run(capsys, argv):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def quick(base, tmp_path) -> list[str]:
@@ -82,6 +70,9 @@ def test_the_whole_pipeline_round_trips_through_the_hub(base, hub, tmp_path, cap
     assert record["artefacts"]["model"]["target"] == "hf://ada/tickets-clf" and record["results"]["test"]["fine_tuned"]
     info = json.loads(model["train_metrics.json"])
     assert info["dataset"] == "hf://datasets/ada/tickets-clean" and str(tmp_path) not in model["train_metrics.json"].decode()
+    used = json.loads(model["training_rows.json"])  # the baseline's rows: read from the Hub, fitted on the Hub dataset's rows
+    assert used["dataset"] == "hf://datasets/ada/tickets-clean" and "training_rows.json" in downloads(hub, "ada/tickets-clf")
+    assert record["results"]["test"]["baseline"]["macro_f1"] >= 0 and "skipped" not in record["results"]["test"]["baseline"]
     assert WRITE not in out + err and not [f for f in tmp_path.rglob("*") if f.is_file() and WRITE.encode() in f.read_bytes()]
 
 

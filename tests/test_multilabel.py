@@ -10,20 +10,14 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import TOPICS, WORDS
+from conftest import TOPICS, WORDS, nothing_written, quick, run, write
 from finetune_nb.clean import CleanSettings, balance, clean, drop_duplicates, normalize_text, split
 from finetune_nb.core import sample_data
 from finetune_nb.data import load_clean_dataset
-from finetune_nb.labelsets import MIN_BOTH
+from finetune_nb.labelsets import MIN_BOTH, tune_thresholds
 from finetune_nb.orchestrate import main
-from finetune_nb.testing import tiny_deberta
 
 SAMPLE, SAMPLE_FIELD = "banking77_multilabel.jsonl", "topics"
-
-
-def write(path: Path, rows) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def set_rows(n=12):
@@ -34,25 +28,6 @@ def set_rows(n=12):
         text = " and ".join(TOPICS[t].format(w) for t in topics) or f"what time do you open on {w} day"
         out.append({"text": text, "label": topics})
     return out
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tiny_deberta(tmp_path_factory.mktemp("base")/"base", ["x", "y"])
-
-
-def quick(base, runs: Path) -> list[str]:
-    return ["--label-field", "label", "--base-model", str(base), "--epochs", "1", "--train-batch-size", "4", "--threads", "1",
-            "--wandb-mode", "disabled", "--near-dup-threshold", "1.0", "--runs-dir", str(runs)]
-
-
-def run(capsys, argv):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def nothing_written(runs: Path) -> bool: return not runs.exists() or not any(runs.iterdir())
 
 
 # --- bad inputs of the new shape: refused before any work, naming file, line and field ----------------------------
@@ -220,8 +195,37 @@ def test_label_sets_run_through_every_step_with_every_line_accounted_for(multila
         assert all(probs[i["id"]][labels.index(l)] < th[l] + 5e-7 and l in i["label"] for l in i["looks_wrong"])
     summary = (multilabel_run/"summary.md").read_text()
     assert "| metrics (label sets) |" in summary and "**Multi-label**" in summary
+    assert "| TF-IDF + LR baseline (thresholds tuned on validation) |" in summary
     card = (model/"README.md").read_text()
     assert "Subset accuracy" in card and "Precision@1" in card  # the test metrics, in the model-index too
+    assert card.count("| TF-IDF + LR baseline |") == 1
+
+
+def test_the_label_set_baseline_is_one_vs_rest_with_thresholds_tuned_on_the_models_validation_rows(multilabel_run):
+    "Refitted by hand from training_rows.json: the documented one-vs-rest model with the model's class weights, thresholds from the validation rows, scored on the test rows."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    record = json.loads((multilabel_run/"run.json").read_text())
+    model = Path(record["artefacts"]["model"]["local"])
+    metrics = json.loads(Path(record["artefacts"]["metrics"]).read_text())
+    b, used = metrics["baseline"], json.loads((model/"training_rows.json").read_text())
+    assert b["fitted_on"] == {"train": len(used["train"]), "validation": len(used["validation"])} and len(used["validation"])
+    train = load_clean_dataset(used["dataset"])["train"].to_pandas().set_index("id")
+    labels = [l for _, l in sorted(json.loads((model/"config.json").read_text())["id2label"].items(), key=lambda kv: int(kv[0]))]
+    Y = lambda sets: np.array([[l in s for l in labels] for s in sets], dtype=int)
+    assert b["class_weights"] == "balanced"  # as the model was trained (--class-weights balanced): equal settings
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode"),
+                         OneVsRestClassifier(LogisticRegression(C=4.0, solver="liblinear", class_weight="balanced")))
+    pipe.fit(train.loc[used["train"], "text"].tolist(), Y(train.loc[used["train"], "label"]))
+    th = tune_thresholds(Y(train.loc[used["validation"], "label"]), pipe.predict_proba(train.loc[used["validation"], "text"].tolist()))
+    assert [b["per_label"][l]["threshold"] for l in labels] == pytest.approx(th.tolist())
+    recs = [json.loads(l) for l in Path(record["artefacts"]["predictions"]).read_text().splitlines()]  # the model's test rows
+    pred = pipe.predict_proba([r["text"] for r in recs]) >= th
+    assert b["macro_f1"] == pytest.approx(f1_score(Y([r["label"] for r in recs]), pred, average="macro", zero_division=0))
+    assert b["subset_accuracy"] == pytest.approx(np.mean([(Y([r["label"]])[0] == p).all() for r, p in zip(recs, pred)]))
 
 
 def test_label_sets_run_the_same_under_papermill(base, tmp_path, multilabel_run):
