@@ -72,8 +72,8 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         checkpoint_dir=str(tmp_path/"c"), epochs=3, max_length=128, train_batch_size=8, gradient_accumulation=2,
         learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4, eval_steps=10,
         temperature_scaling=True, label_issue_folds=3, max_train_samples=100, wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
-        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", quantize=True, predictions=str(tmp_path/"p.jsonl"),
-        license="cc-by-4.0", language=["en"])
+        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", baseline=False, quantize=True,
+        predictions=str(tmp_path/"p.jsonl"), license="cc-by-4.0", language=["en"])
     plan = make_plan(o, tmp_path/"run")
     assert not plan.errors and list(plan.steps) == ["clean", "train", "eval"]
     shared = dict(overwrite=True, private=True, seed=7, threads=5, wandb_project="p", wandb_mode="disabled", wandb_group="run")
@@ -88,7 +88,7 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
                       temperature_scaling=True, label_issue_folds=3, eval_steps=10, max_train_samples=100, resume=True),
         "eval": dict(model=str(tmp_path/"m"), revision="", dataset=str(tmp_path/"d"), split="train", examples="",
                      text_field="body.text", label_field="intent", batch_size=24, top_k=2, max_samples=6,
-                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli", quantize=True),
+                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli", baseline=False, quantize=True),
     }
     for step, cls in (("clean", CleanSettings), ("train", TrainSettings), ("eval", EvalSettings)):
         names = {f.name for f in fields(cls)}
