@@ -84,25 +84,38 @@ def summarise(runs: dict[str, Path], seed_runs: list[Path] = ()) -> list[str]:
         for k, r in rec.items() if "data" in r["results"]) + f". The papermill engine gives the python engine's test figures: "
         f"{same('papermill')}; `--model --examples` on the test split written as a file gives them again: {same('examples')}."]
     if seed_runs:  # every seed's run, 42 first (its run, or an evaluation of its model by the final code)
-        seeds = [json.loads(Path(json.loads((d/"run.json").read_text())["artefacts"]["metrics"]).read_text()) for d in seed_runs]
-        ms = lambda part, x: (f"{statistics.mean(m[part][x] for m in seeds):.4f} ± {statistics.stdev(m[part][x] for m in seeds):.4f}")
-        weights = {m["baseline"].get("class_weights", "none") for m in seeds}
-        lines += ["", f"**{len(seeds)} seeds** ({', '.join(str(s) for s in SEEDS[:len(seeds)])}: each its own split, validation "
-                      "hold-out, sample of training rows and initialisation; the baseline on each seed's rows, class weights "
-                      f"{'/'.join(sorted(weights))}), python engine, mean ± sd:", "",
-                  "| model | " + " | ".join(k.replace("_", " ") for k in KEYS) + " |", "|---|" + "---|"*len(KEYS),
-                  "| fine-tuned MiniLM | " + " | ".join(ms("fine_tuned", x) for x in KEYS) + " |",
-                  "| TF-IDF + LR (same training rows) | " + " | ".join(ms("baseline", x) for x in KEYS) + " |", "",
-                  "Per seed, test macro-F1 fine-tuned / baseline: " + "; ".join(
-                      f"{sd}: {m['fine_tuned']['macro_f1']:.4f} / {m['baseline']['macro_f1']:.4f}" for sd, m in zip(SEEDS, seeds)) + "."]
-        gap = statistics.mean(m["fine_tuned"]["macro_f1"] - m["baseline"]["macro_f1"] for m in seeds)
-        sd = statistics.stdev(m["fine_tuned"]["macro_f1"] - m["baseline"]["macro_f1"] for m in seeds)
-        lines += ["", f"**Verdict**: test macro-F1 fine-tuned minus baseline {gap:+.4f} ± {sd:.4f} over the seeds: "
-                      + ("a tie within one sd" if abs(gap) <= sd else "the fine-tuned model ahead" if gap > 0 else "the baseline ahead")
-                      + f"; micro-F1 {statistics.mean(m['fine_tuned']['micro_f1'] - m['baseline']['micro_f1'] for m in seeds):+.4f} on average."]
-        b = seeds[0]["baseline"]  # the per-label table: the final baseline of seed 42
+        lines += seed_table(seed_runs)
+        b = json.loads(Path(json.loads((seed_runs[0]/"run.json").read_text())["artefacts"]["metrics"]).read_text())["baseline"]
+    lines += per_label_table(f, b)
+    return lines
+
+
+def seed_table(seed_runs: list[Path]) -> list[str]:
+    "Mean ± sd of the fine-tuned model and the baseline over the seeds' runs (42 first), per seed, and the verdict."
+    import statistics
+    seeds = [json.loads(Path(json.loads((d/"run.json").read_text())["artefacts"]["metrics"]).read_text()) for d in seed_runs]
+    ms = lambda part, x: (f"{statistics.mean(m[part][x] for m in seeds):.4f} ± {statistics.stdev(m[part][x] for m in seeds):.4f}")
+    weights = {m["baseline"].get("class_weights", "none") for m in seeds}
+    lines = ["", f"**{len(seeds)} seeds** ({', '.join(str(s) for s in SEEDS[:len(seeds)])}: each its own split, validation "
+                 "hold-out, sample of training rows and initialisation; the baseline on each seed's rows, class weights "
+                 f"{'/'.join(sorted(weights))}), python engine, mean ± sd:", "",
+             "| model | " + " | ".join(k.replace("_", " ") for k in KEYS) + " |", "|---|" + "---|"*len(KEYS),
+             "| fine-tuned MiniLM | " + " | ".join(ms("fine_tuned", x) for x in KEYS) + " |",
+             "| TF-IDF + LR (same training rows) | " + " | ".join(ms("baseline", x) for x in KEYS) + " |", "",
+             "Per seed, test macro-F1 fine-tuned / baseline: " + "; ".join(
+                 f"{sd}: {m['fine_tuned']['macro_f1']:.4f} / {m['baseline']['macro_f1']:.4f}" for sd, m in zip(SEEDS, seeds)) + "."]
+    gap = statistics.mean(m["fine_tuned"]["macro_f1"] - m["baseline"]["macro_f1"] for m in seeds)
+    sd = statistics.stdev(m["fine_tuned"]["macro_f1"] - m["baseline"]["macro_f1"] for m in seeds)
+    lines += ["", f"**Verdict**: test macro-F1 fine-tuned minus baseline {gap:+.4f} ± {sd:.4f} over the seeds: "
+                  + ("a tie within one sd" if abs(gap) <= sd else "the fine-tuned model ahead" if gap > 0 else "the baseline ahead")
+                  + f"; micro-F1 {statistics.mean(m['fine_tuned']['micro_f1'] - m['baseline']['micro_f1'] for m in seeds):+.4f} on average."]
+    return lines
+
+
+def per_label_table(f: dict, b: dict) -> list[str]:
+    "Per label (seed 42's test split), rarest first: support, threshold and F1 of the model and of the baseline."
     per = sorted(f["per_label"].items(), key=lambda kv: kv[1]["support"])
-    lines += ["", "Per label (seed 42, test split), rarest first:", ""]
+    lines = ["", "Per label (seed 42, test split), rarest first:", ""]
     lines += ["| label | support | threshold | F1 | baseline threshold | baseline F1 |", "|---|---|---|---|---|---|"]
     lines += [f"| {l} | {v['support']} | {v['threshold']:.2f} | {v['f1']:.3f} | {b['per_label'][l]['threshold']:.2f} | "
               f"{b['per_label'][l]['f1']:.3f} |" for l, v in per]
@@ -117,7 +130,11 @@ def main():
     p.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS[1:]), help="more seeds of the python engine, for mean ± sd")
     p.add_argument("--summarise", nargs=3, type=Path, metavar=("PYTHON_RUN", "PAPERMILL_RUN", "EXAMPLES_RUN"))
     p.add_argument("--seed-runs", nargs="*", type=Path, default=[], help="with --summarise: the run of every seed, 42 first")
+    p.add_argument("--study", action="store_true", help="only the python engine on seeds 42, 1, 2 (at --max-train-samples; 0: every "
+                   "training row): bench/results/goemotions_study_<rows>.md")
+    p.add_argument("--summarise-study", nargs="*", type=Path, metavar="RUN", help="the study's report from its runs, seed 42 first")
     a = p.parse_args()
+    if a.study or a.summarise_study is not None: return study(a)
     if a.summarise: runs, seed_runs = dict(zip(("python", "papermill", "examples"), a.summarise)), a.seed_runs
     else:
         sys.path.insert(0, str(ROOT/"bench"))
@@ -141,6 +158,41 @@ def main():
     print("\n".join(lines))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS/"goemotions.md").write_text("\n".join(lines) + "\n")
+
+
+def study(a):
+    "Seeds 42, 1, 2 of the python engine at `--max-train-samples` (0: all rows), two at a time, and their report."
+    if a.summarise_study: runs = a.summarise_study
+    else:
+        sys.path.insert(0, str(ROOT/"bench"))
+        from goemotions import convert
+        a.runs_dir.mkdir(parents=True, exist_ok=True)
+        raw = a.runs_dir/"goemotions.jsonl"
+        convert(a.data, raw)
+        common = [str(raw), "--label-field", "emotions", "--max-train-samples", str(a.max_train_samples), "--class-weights", "balanced",
+                  "--threads", "1"]
+        runs = [a.runs_dir/f"study-{a.max_train_samples or 'all'}-seed{sd}" for sd in SEEDS]
+        for pair in (runs[i:i + 2] for i in range(0, len(runs), 2)):  # two at a time, a core each
+            finish(*(start(d, *common, "--seed", d.name.rsplit("seed", 1)[1]) for d in pair))
+    rec = json.loads((runs[0]/"run.json").read_text())
+    met = json.loads(Path(rec["artefacts"]["metrics"]).read_text())
+    data, train = rec["results"]["data"], rec["results"]["train"]
+    rows = train["rows"]["train"]
+    lines = [f"# GoEmotions, {rows:,} training rows: the fine-tuned model against the TF-IDF baseline", "",
+             "Made by `bench/bench_goemotions.py --study` (its docstring says what the runs do). GoEmotions: Demszky et al., "
+             "2020, Google Research, Apache License 2.0.", "",
+             f"**Data**: {data['lines']:,} lines → train {data['splits']['train']:,}, test {data['splits']['test']:,}; dropped "
+             + ", ".join(f"{k} {v:,}" for k, v in data["dropped"].items()) + f"; {data['labels']['read']} labels.", "",
+             f"**Training** (python engine): all-MiniLM-L6-v2, {train['epochs']:.0f} epochs on {rows:,} rows "
+             f"({'every training row' if not rec['settings']['max_train_samples'] else '`--max-train-samples`'}), "
+             f"{train['rows']['validation']:,} validation rows picked the checkpoint and tuned the thresholds (grid 0.01–0.99), "
+             f"`--class-weights balanced`; {train['device']}, one thread, {train['seconds']/60:.0f} min (seed 42) beside another "
+             "seed's run on 2 cores. The baseline: TF-IDF + logistic regression on the same rows, with the same class weights."]
+    lines += seed_table(runs)
+    lines += per_label_table(met["fine_tuned"], met["baseline"])
+    print("\n".join(lines))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS/f"goemotions_study_{rec['settings']['max_train_samples'] or 'all'}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -151,12 +151,12 @@ def split_shares(
             "train_only": sorted(set(a) - set(b)), "test_only": sorted(set(b) - set(a))}
 
 # %% ../nbs/00e_labelsets.ipynb #e5a00002
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+THRESHOLD_GRID = np.round(np.arange(0.01, 0.9951, 0.01), 2)
 
 def tune_thresholds(
     Y: np.ndarray,  # true sets as a 0/1 matrix (rows x labels)
     P: np.ndarray,  # the model's scores, same shape
-    grid: Sequence[float] | None = None,  # the thresholds tried; None: `THRESHOLD_GRID` (0.05, 0.10, ..., 0.95)
+    grid: Sequence[float] | None = None,  # the thresholds tried; None: `THRESHOLD_GRID` (0.01, 0.02, ..., 0.99)
     default: float = 0.5,  # for a label with no positive row
 ) -> np.ndarray:
     "Per label: the grid threshold with the best F1 on (`Y`, `P`), nearest 0.5 among equals; `default` where no row has the label."

@@ -15,6 +15,8 @@ import json, random, sys
 from collections import defaultdict
 from pathlib import Path
 
+from planted import Planted
+
 TOPICS = ["activate_my_card", "card_arrival", "change_pin", "lost_or_stolen_card", "card_payment_fee_charged",
           "contactless_not_working", "top_up_failed", "top_up_limits", "exchange_rate", "declined_card_payment"]
 WEIGHTS = [6, 8, 5, 3, 4, 1, 5, 2, 4, 3]  # how often a topic is picked: some common, some rare
@@ -47,17 +49,10 @@ def main(src, out=OUT):
         return text, sorted(picked)
     tickets = [ticket() for _ in range(TICKETS)]
     def row(text, topics): return json.dumps({"text": text, "topics": topics}, ensure_ascii=False).encode()
-    lines, anomalies = [row(t, l) for t, l in tickets], []
+    lines = [row(t, l) for t, l in tickets]
+    planted = Planted(lines, rng)
+    insert = planted.insert
 
-    def insert(after, payload, kind, **info):
-        "Insert `payload` at a random position after line `after` (1-based); return its line."
-        pos = rng.randint(after, len(lines))
-        lines.insert(pos, payload)
-        for a in anomalies:
-            if a["line"] > pos: a["line"] += 1
-            if a.get("of", 0) > pos: a["of"] += 1
-        anomalies.append(dict(line=pos + 1, kind=kind, **info))
-        return pos + 1
     def at(i): return lines.index(row(*tickets[i])) + 1
     multi = [i for i, (_, l) in enumerate(tickets) if len(l) >= 2]
     # copies: the same topics (kept once), and other topics (label noise)
@@ -69,11 +64,10 @@ def main(src, out=OUT):
     # the shapes a real export mixes in: a plain string for one topic, a topic named twice
     singles = [i for i, (_, l) in enumerate(tickets) if len(l) == 1]
     for i in singles[:3]:
-        j = at(i); lines[j - 1] = json.dumps({"text": tickets[i][0], "topics": tickets[i][1][0]}, ensure_ascii=False).encode()
-        anomalies.append(dict(line=j, kind="string_label", note="a string, not a list: a one-topic set"))
-    i = multi[7]; j = at(i)
-    lines[j - 1] = row(tickets[i][0], tickets[i][1] + tickets[i][1][:1])
-    anomalies.append(dict(line=j, kind="repeated_topic", note="a topic named twice: counted once"))
+        planted.replace(at(i), json.dumps({"text": tickets[i][0], "topics": tickets[i][1][0]}, ensure_ascii=False).encode(),
+                        "string_label", note="a string, not a list: a one-topic set")
+    i = multi[7]
+    planted.replace(at(i), row(tickets[i][0], tickets[i][1] + tickets[i][1][:1]), "repeated_topic", note="a topic named twice: counted once")
     # bad lines
     insert(1, b'{"text": "My top up failed again and", "topics": ["top_up_fa', "bad_json", note="truncated line")
     insert(1, row("", ["change_pin"]), "empty_text", note="empty text")
@@ -81,10 +75,8 @@ def main(src, out=OUT):
            note="topics under another key")
     insert(1, b"", "blank_line", note="empty line")
 
-    (out/"banking77_multilabel.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    anomalies.sort(key=lambda a: a["line"])
-    (out/"banking77_multilabel.anomalies.json").write_text(json.dumps(anomalies, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(lines)} lines ({len(tickets)} tickets, {len(anomalies)} anomalies) -> {out}")
+    planted.write(out, "banking77_multilabel")
+    print(f"{len(lines)} lines ({len(tickets)} tickets, {len(planted.anomalies)} anomalies) -> {out}")
 
 if __name__ == "__main__":
     main(*(sys.argv[1:] or ["../shared/data/banking77/train.jsonl"]))

@@ -13,6 +13,8 @@ import json, random, sys
 from collections import defaultdict
 from pathlib import Path
 
+from planted import Planted
+
 INTENTS = ["card_payment_fee_charged", "activate_my_card", "card_arrival", "change_pin",
            "card_delivery_estimate", "lost_or_stolen_card", "card_swallowed", "contactless_not_working"]
 FRACTION, SEED = 0.4, 77
@@ -29,17 +31,8 @@ def main(src, out=OUT):
     for lbl in INTENTS: picked += rng.sample(by_label[lbl], round(len(by_label[lbl])*FRACTION))
     rng.shuffle(picked)
     lines = [json.dumps({"text": r["text"], "category": r["category"]}, ensure_ascii=False).encode() for r in picked]
-    anomalies = []
-
-    def insert(after, payload, kind, **info):
-        "Insert `payload` (bytes) at a random position after line `after` (1-based); return its line."
-        pos = rng.randint(after, len(lines))
-        lines.insert(pos, payload)
-        for a in anomalies:
-            if a["line"] > pos: a["line"] += 1
-            if a.get("of", 0) > pos: a["of"] += 1
-        anomalies.append(dict(line=pos+1, kind=kind, **info))
-        return pos+1
+    planted = Planted(lines, rng)
+    insert = planted.insert
 
     def row(text, label): return json.dumps({"text": text, "category": label}, ensure_ascii=False).encode()
     def pick(i): return picked[i]["text"], picked[i]["category"], lines.index(row(picked[i]["text"], picked[i]["category"]))+1
@@ -70,10 +63,8 @@ def main(src, out=OUT):
     insert(1, '{"text": "My card was swallowed at the caf\u00e9 ATM", "category": "card_swallowed"}'.encode("latin-1"), "not_utf8", note="latin-1 encoded")
     insert(1, b"", "blank_line", note="empty line")
 
-    (out/"banking77_sample.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    anomalies.sort(key=lambda a: a["line"])
-    (out/"banking77_sample.anomalies.json").write_text(json.dumps(anomalies, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(lines)} lines ({len(picked)} original rows, {len(anomalies)} injected) -> {out}")
+    planted.write(out, "banking77_sample")
+    print(f"{len(lines)} lines ({len(picked)} original rows, {len(planted.anomalies)} injected) -> {out}")
 
 if __name__ == "__main__":
     main(*(sys.argv[1:] or ["../shared/data/banking77/train.jsonl"]))

@@ -132,6 +132,19 @@ def test_the_split_puts_every_label_of_five_rows_in_both_and_none_in_test_only(s
     assert all(b[l] > 0 and a[l] > 0 for l in a | b if a[l] + b[l] >= MIN_BOTH)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent/"shared"/"data"/"banking77"
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data/banking77 beside the checkout")
+def test_the_multilabel_sample_rebuilds_byte_for_byte_from_banking77(tmp_path):
+    import subprocess, sys
+    subprocess.run([sys.executable, str(ROOT/"scripts/make_multilabel_sample.py"), str(SHARED/"train.jsonl"), str(tmp_path)],
+                   check=True, capture_output=True)
+    for name in (SAMPLE, "banking77_multilabel.anomalies.json"):
+        assert (tmp_path/name).read_bytes() == sample_data(name).read_bytes(), name
+
+
 def test_the_bundled_multilabel_sample_is_what_its_anomalies_say():
     res = clean(CleanSettings(input_path=str(sample_data(SAMPLE)), label_field=SAMPLE_FIELD))  # noise='drop'
     anomalies = json.loads(sample_data("banking77_multilabel.anomalies.json").read_text())
