@@ -22,6 +22,14 @@ def _where(target: str) -> str:
     return t.repo_id if t.is_hub else str(t.path.resolve())
 
 # %% ../nbs/02a_card.ipynb #29ccf307
+def _fields_note(info: dict) -> str:
+    "Several text fields: which, in what order, and how they are encoded (the config's `finetune_nb_text_fields`)."
+    if len(f := info.get("text_fields") or []) < 2: return ""
+    how = ("as a text pair: `tokenizer(" + ", ".join(f) + ")`, cut from the longer text first" if len(f) == 2
+           else "joined in this order by the tokenizer's separator token")
+    return (f"\n\nIt reads {len(f)} text fields, " + ", ".join(f"`{x}`" for x in f) + f", {how}; `finetune-nb --model` reads "
+            "new examples from the same fields (named in `config.json`, `finetune_nb_text_fields`).")
+
 def model_card(info: dict) -> str:
     "The model card (`README.md`): metadata for the Hub, then data, settings, validation metrics, labels and limits."
     from huggingface_hub import ModelCard, ModelCardData
@@ -87,7 +95,7 @@ Test-split metrics are added by the evaluation step (`03_eval`).
 
 {use}
 
-The tokenizer cuts inputs at {info['max_length']} tokens (its `model_max_length`), as in training.
+The tokenizer cuts inputs at {info['max_length']} tokens (its `model_max_length`), as in training.{_fields_note(info)}
 
 ## Training
 

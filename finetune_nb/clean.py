@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import REASONS, data_file, ledger_entry, read_jsonl
+from .data import REASONS, check_text_field, data_file, ledger_entry, read_jsonl, text_fields, text_json
 from .labelsets import (MULTI, SINGLE, as_label_sets, cap_per_label, is_multi_label, iterative_split, majority_set,
                                    set_stats, split_shares)
 from .plots import class_balance
@@ -39,7 +39,8 @@ NOISE_RULES = ("drop", "majority")
 class CleanSettings:
     "Settings of the cleaning step."
     input_path: str = setting("", "raw JSONL file; empty: the bundled banking77 sample")
-    text_field: str = setting(SAMPLE_TEXT_FIELD, "field holding the text; a dotted path reaches a nested field (`a.b`)")
+    text_field: str | list[str] = setting(SAMPLE_TEXT_FIELD, "field holding the text, or a list of fields (a subject and a body: "
+                                          "the model reads them in this order); a dotted path reaches a nested field (`a.b`)")
     label_field: str = setting(SAMPLE_LABEL_FIELD, "field holding the label; a dotted path reaches a nested field")
     target: str = setting("", "local folder or hf://datasets/user/name; empty: runs/<time>-clean/dataset")
     overwrite: bool = setting(False, "replace a target that already holds files")
@@ -59,8 +60,8 @@ class CleanSettings:
     def __post_init__(self):
         check_no_secrets(self, "clean settings")
         errors = []
-        if not self.text_field or not self.label_field: errors.append("`text_field` and `label_field` must be set")
-        elif self.text_field == self.label_field: errors.append(f"`text_field` and `label_field` are both {self.text_field!r}")
+        if not self.label_field: errors.append("`label_field` must be set")
+        self.text_field = check_text_field(self.text_field, self.label_field, errors)
         if not 0 < self.test_size < 1: errors.append(f"`test_size` must be between 0 and 1, got {self.test_size}")
         if not 0 < self.near_dup_threshold <= 1: errors.append(f"`near_dup_threshold` must be in (0, 1], got {self.near_dup_threshold}")
         elif round(self.near_dup_threshold, 6) != self.near_dup_threshold:  # ledger similarities have 6 decimals
@@ -115,8 +116,9 @@ def _filter_sets(df: pd.DataFrame, include, exclude) -> tuple[pd.DataFrame, list
     return _with_sets(df, new)[~gone], ledger
 
 # %% ../nbs/01_clean.ipynb #40245488
-def normalize_text(text: str) -> str:
-    "The comparison key of a text: NFKC, case-folded, whitespace collapsed."
+def normalize_text(text: str | tuple[str, ...]) -> str:
+    "The comparison key of a text: NFKC, case-folded, whitespace collapsed; several fields' keys one a line."
+    if not isinstance(text, str): return "\n".join(map(normalize_text, text))  # no key holds a newline: fields stay apart
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 # %% ../nbs/01_clean.ipynb #ef57a4b5
@@ -342,6 +344,7 @@ def clean(settings: CleanSettings) -> CleanResult:
     if s.reference_test and not Path(s.reference_test).is_file():
         raise FileNotFoundError(f"{s.reference_test}: no such file (reference_test)")
     df, ledger, n_lines = read_jsonl(path, s.text_field, s.label_field)
+    fields = text_fields(s.text_field)
     if s.reference_test:  # read (and checked) before any work: only its texts are compared, so labels may be absent
         ref_rows, ref_ledger, ref_lines = read_jsonl(s.reference_test, s.text_field, None, "reference_test")
     multi, strings = is_multi_label(df["label"]), 0
@@ -375,6 +378,7 @@ def clean(settings: CleanSettings) -> CleanResult:
     ledger = pd.DataFrame(ledger, columns=list(dict.fromkeys(["line", "reason", "label", "duplicate_of", "similarity", "text",
                                                                *(k for e in ledger for k in e)])))
     ledger = ledger.sort_values("line", kind="stable").reset_index(drop=True).astype({"duplicate_of": "Int64"})
+    if len(fields) > 1: ledger["text"] = ledger["text"].map(lambda t: text_json(t, fields) if isinstance(t, tuple) else t)
     _check_accounting(n_lines, train, test, ledger)
     if not len(train):
         dropped = Counter(ledger["reason"]).most_common()
@@ -383,12 +387,14 @@ def clean(settings: CleanSettings) -> CleanResult:
         raise CleanError(f"no rows left to split: all {n_lines} lines of {path.name} were dropped ("
                          + ", ".join(f"{k} {v}" for k, v in dropped[:4]) + (", ..." if len(dropped) > 4 else "") + ")", ledger, stats)
     leaks = leakage(train, test, s.near_dup_threshold)
+    for x in leaks: x["text"] = text_json(x["text"], fields)
     if leaks: logger.warning("%d test rows have a train row at TF-IDF cosine >= %s (refitted on the final splits), e.g. test "
                              "line %d ~ train line %d (%.3f); see stats.json", len(leaks), s.near_dup_threshold,
                              leaks[0]["id"], leaks[0]["train_id"], leaks[0]["similarity"])
     ref = None
     if s.reference_test:
         found = leakage(train, ref_rows, s.near_dup_threshold)
+        for x in found: x["text"] = text_json(x["text"], fields)
         ref = {"path": str(s.reference_test), "lines": ref_lines, "rows": len(ref_rows), "unreadable_lines": len(ref_ledger),
                "unreadable": dict(Counter(e["reason"] for e in ref_ledger).most_common()),
                "in_train": found, "exact": sum(x["exact"] for x in found)}
@@ -401,6 +407,7 @@ def clean(settings: CleanSettings) -> CleanResult:
         "stages": [{"stage": k, "rows": v} for k, v in stages],
         "dropped": dict(Counter(ledger["reason"]).most_common()),
         "problem_type": MULTI if multi else SINGLE,
+        **({"text_fields": _field_summary(fields, train, test)} if len(fields) > 1 else {}),
         "splits": {"train": len(train), "test": len(test)},
         "label_counts": {**labels_kept, "train_without_test": sorted(set(per_train) - set(per_test))},
         "labels": {l: {"read": int(labels_read.get(l, 0)), "train": int(per_train.get(l, 0)), "test": int(per_test.get(l, 0))}
@@ -418,6 +425,11 @@ def clean(settings: CleanSettings) -> CleanResult:
     logger.info("train %d, test %d, dropped %d (%s)", len(train), len(test), len(ledger),
                 ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()))
     return CleanResult(train.reset_index(drop=True), test.reset_index(drop=True), ledger, stats)
+
+def _field_summary(fields: list[str], train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    "Several text fields: their names, in order, and how many rows of each split hold an empty text in each."
+    empty = lambda df: {f: int(sum(not t[k].strip() for t in df["text"])) for k, f in enumerate(fields)}
+    return {"fields": fields, "empty": {"train": empty(train), "test": empty(test)}}
 
 def _per_label(labels: pd.Series, multi: bool) -> Counter:
     "Rows per label; a row with a label set counts for each of its labels."
@@ -440,6 +452,14 @@ def _size_category(n: int) -> str:
                       (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]:
         if n < lim: return name
     return "n>1T" if n > 10**12 else "1B<n<10B" if n < 10**10 else "10B<n<100B" if n < 10**11 else "100B<n<1T"
+
+def _text_from(st: dict) -> str:
+    "Where the card says the text came from: a field, or several (each a column of its name, with its empty rows)."
+    tf = st.get("text_fields")
+    if not tf: return f"text from `{st['settings']['text_field']}`"
+    empty = ", ".join(f"`{f}` {tf['empty']['train'][f] + tf['empty']['test'][f]}" for f in tf["fields"])
+    return (f"text from {len(tf['fields'])} fields, each a column of its name, in the order a model reads them: "
+            + ", ".join(f"`{f}`" for f in tf["fields"]) + f" (rows where the field is missing or empty: {empty})")
 
 def dataset_card(
     result: CleanResult,
@@ -480,7 +500,7 @@ The split is iterative stratification (Sechidis et al., 2011): each label's shar
 # Text classification dataset
 
 Cleaned by `finetune_nb` (step 01_clean) from `{Path(st['input']['path']).name}`
-(sha256 `{st['input']['sha256'][:16]}…`, {st['input']['lines']} lines): text from `{s['text_field']}`, label from
+(sha256 `{st['input']['sha256'][:16]}…`, {st['input']['lines']} lines): {_text_from(st)}, label from
 `{s['label_field']}`. Every input line is in `train`, in `test`, or in `dropped.jsonl` with its reason.
 
 ```python
@@ -535,10 +555,13 @@ def write_dataset(result: CleanResult, folder: str | Path) -> Path:
     folder = Path(folder)
     (folder/"data").mkdir(parents=True, exist_ok=True)
     multi = result.stats.get("problem_type") == MULTI  # a label set is a list of strings
-    schema = pa.schema([("id", pa.int64()), ("text", pa.string()), ("label", pa.list_(pa.string()) if multi else pa.string())])
+    fields = (result.stats.get("text_fields") or {}).get("fields")  # several text fields: a column each, of its name
+    schema = pa.schema([("id", pa.int64()), *((f, pa.string()) for f in fields or ["text"]),
+                        ("label", pa.list_(pa.string()) if multi else pa.string())])
     files = {}
     for name, df in (("train", result.train), ("test", result.test)):
         df, buf = df[["id", "text", "label"]], pa.BufferOutputStream()
+        if fields: df = pd.concat([df[["id"]], pd.DataFrame(df["text"].tolist(), columns=fields, index=df.index), df[["label"]]], axis=1)
         if multi: df = df.assign(label=pd.Series([list(s) for s in df["label"]], index=df.index, dtype=object))  # empty too
         pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), buf)
         files[name] = data_file(name, content := buf.getvalue().to_pybytes())  # named by content: `datasets` caches by name

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import parse_target, setting_name
+from .core import SAMPLE_TEXT_FIELD, parse_target, setting_name
 from .labelsets import LabelListError, label_set
 
 # %% auto #0
-__all__ = ['REASONS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl',
-           'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset', 'effective_max_length', 'safe_weights',
+__all__ = ['REASONS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'text_fields', 'check_text_field', 'joined', 'text_json',
+           'examples_text_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl', 'JsonlScan', 'scan_jsonl',
+           'data_file', 'load_clean_dataset', 'split_frame', 'effective_max_length', 'tokenizer_inputs', 'safe_weights',
            'calibration', 'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues', 'out_of_fold_probs']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
@@ -67,6 +68,67 @@ def get_field(obj: dict, path: str):
         cur = cur[part]
     return cur
 
+# %% ../nbs/00a_data.ipynb #f24a0002
+def text_fields(
+    value: str | Sequence[str],  # a `text_field` setting: one field, or several
+) -> list[str]:
+    "The text fields a setting names, as a list in the order given."
+    return [value] if isinstance(value, str) else list(value)
+
+def check_text_field(
+    value,  # a `text_field` setting as given: a field, or a list of fields
+    label_field: str | None,  # the label's field, which no text field may be
+    errors: list[str],  # appended to: what is wrong, in words
+) -> str | list[str]:
+    "The setting made canonical (a list of one field becomes that field); problems go to `errors`."
+    if isinstance(value, (list, tuple)) and len(value) == 1: value = value[0]
+    if isinstance(value, str):
+        if not value: errors.append("`text_field` must be set")
+        elif value == label_field: errors.append(f"`text_field` and `label_field` are both {value!r}")
+        return value
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(f, str) and f for f in value):
+        errors.append(f"`text_field` must be a field name or a list of field names, got {value!r}")
+        return value
+    value = list(value)
+    if twice := sorted({f for f in value if value.count(f) > 1}): errors.append(f"`text_field` names {twice} twice")
+    if label_field in value: errors.append(f"`text_field` and `label_field` both name {label_field!r}")
+    if bad := [f for f in value if f in ("id", "label")]:
+        errors.append(f"`text_field`: several text fields are published as columns of their names, and {bad} is taken "
+                      "(`id` and `label` are the dataset's own)")
+    return value
+
+def joined(
+    text: str | Sequence[str] | dict[str, str],  # a row's text, or the texts of its fields (a tuple, or `{field: text}`)
+    sep: str = "\n",  # between fields
+) -> str:
+    "A row's text as one string: itself, or its fields' texts joined by `sep` (for TF-IDF, zero-shot models and people)."
+    if isinstance(text, str): return text
+    return sep.join(text.values() if isinstance(text, dict) else text)
+
+def text_json(
+    text: str | Sequence[str],  # a row's text, or the texts of its fields
+    fields: Sequence[str],  # the text fields, in order
+) -> str | dict[str, str]:
+    "A row's text as records and ledgers write it: the text, or `{field: text}` for several fields."
+    return text if isinstance(text, (str, dict)) else dict(zip(fields, text))
+
+# %% ../nbs/00a_data.ipynb #f24a000c
+def examples_text_field(
+    model_fields: Sequence[str],  # the text fields a model was trained on (empty or one: a single text)
+    given: str | Sequence[str],  # the `text_field` setting
+) -> str | list[str]:
+    "The field(s) to read examples from for a model of `model_fields`; a ValueError when `given` cannot feed it."
+    names = text_fields(given)
+    if len(model_fields) > 1:
+        if names == [SAMPLE_TEXT_FIELD]: return list(model_fields)
+        if len(names) == len(model_fields): return names
+        raise ValueError(f"the model reads {len(model_fields)} text fields ({', '.join(model_fields)}, in that order) and "
+                         f"{setting_name('text_field')} names {len(names)} ({', '.join(names)}): name a field of the examples for "
+                         "each, in that order, or leave it unset to read the model's")
+    if len(names) > 1: raise ValueError(f"the model reads one text field and {setting_name('text_field')} names "
+                                        f"{len(names)} ({', '.join(names)}): name the one that holds the text")
+    return given if isinstance(given, str) else names[0]
+
 # %% ../nbs/00a_data.ipynb #75b3d348
 def label_to_str(value) -> str | None:
     "A label as a string: strings as they are, integers (and integral floats) in decimal; `None` for every other type."
@@ -82,8 +144,8 @@ def _key_paths(obj: dict, prefix: str = "", depth: int = 3):
         yield prefix + k
         if isinstance(v, dict) and depth > 1: yield from _key_paths(v, f"{prefix}{k}.", depth - 1)
 
-def _parse_line(raw: bytes, i: int, text_field: str, label_field: str | None, seen: Counter, has: Counter):
-    "`(text, label)` of line `i`, or a ledger entry saying why the line cannot be a row (`label_field=None`: no label)."
+def _parse_line(raw: bytes, i: int, text_field: str | Sequence[str], label_field: str | None, seen: Counter, has: Counter):
+    "`(text, label)` of line `i` (several text fields: a tuple of texts), or a ledger entry saying why the line cannot be a row."
     if raw.endswith(b"\r"): raw = raw[:-1]
     try: s = raw.decode("utf-8")
     except UnicodeDecodeError as e: return ledger_entry(i, "not_utf8", detail=f"byte {e.start}: {e.reason}")
@@ -96,17 +158,22 @@ def _parse_line(raw: bytes, i: int, text_field: str, label_field: str | None, se
     if not isinstance(obj, dict): return ledger_entry(i, "not_an_object", detail=f"a JSON {type(obj).__name__}")
     if has["objects"] < 10_000: seen.update(dict.fromkeys(_key_paths(obj), 1))  # enough to name the fields a file has (in file order)
     has["objects"] += 1
-    text = get_field(obj, text_field)
+    fields = text_fields(text_field)
+    values = [get_field(obj, f) for f in fields]
     label = get_field(obj, label_field) if label_field else None
-    has["text"] += text is not _MISSING
+    for f, v in zip(fields, values): has["text", f] += v is not _MISSING
     has["label"] += label is not _MISSING
     if isinstance(label, list):
         try: lbl = label_set(label)
         except LabelListError as e: raise LabelListError(f"line {i}, {setting_name('label_field')} {label_field!r}: {e}") from None
     else: lbl = None if label is _MISSING or label is None else label_to_str(label)
-    if text is _MISSING: return ledger_entry(i, "missing_text", label=lbl)
-    if text is None or (isinstance(text, str) and not text.strip()): return ledger_entry(i, "empty_text", label=lbl)
-    if not isinstance(text, str): return ledger_entry(i, "text_not_a_string", detail=f"a JSON {type(text).__name__}", label=lbl)
+    if all(v is _MISSING for v in values): return ledger_entry(i, "missing_text", label=lbl)
+    if bad := next(((f, v) for f, v in zip(fields, values) if v is not _MISSING and v is not None and not isinstance(v, str)), None):
+        return ledger_entry(i, "text_not_a_string", detail=(f"{bad[0]}: " if len(fields) > 1 else "") + f"a JSON {type(bad[1]).__name__}",
+                            label=lbl)
+    parts = tuple("" if v is _MISSING or v is None else v for v in values)  # several fields: a missing or null one is empty
+    if not any(p.strip() for p in parts): return ledger_entry(i, "empty_text", label=lbl)
+    text = parts[0] if len(parts) == 1 else parts
     if not label_field: return text, None
     if label is _MISSING or label is None: return ledger_entry(i, "missing_label", text=text)
     if lbl is None: return ledger_entry(i, "label_not_a_string", text=text, detail=f"{type(label).__name__}: {json.dumps(label)[:80]}")
@@ -164,8 +231,8 @@ class MissingFieldError(ValueError):
     "A field no object of the file has; `setting` says which (`text_field`, `label_field`), whatever the user calls it."
     def __init__(self, msg: str, setting: str, field: str): super().__init__(msg); self.setting, self.field = setting, field
 
-def _missing_fields(path: Path, has: Counter, seen: Counter, text_field: str, label_field: str | None) -> MissingFieldError | None:
-    for name, f, key in (("text_field", text_field, "text"), ("label_field", label_field, "label")):
+def _missing_fields(path: Path, has: Counter, seen: Counter, text_field, label_field: str | None) -> MissingFieldError | None:
+    for name, f, key in [("text_field", f, ("text", f)) for f in text_fields(text_field)] + [("label_field", label_field, "label")]:
         if f and not has[key]:
             present = ", ".join(k for k, _ in seen.most_common(30))
             return MissingFieldError(f"{path}: {setting_name(name)} {f!r} is in none of its {has['objects']} JSON objects; "
@@ -173,7 +240,7 @@ def _missing_fields(path: Path, has: Counter, seen: Counter, text_field: str, la
 
 def read_jsonl(
     path: str | Path,  # JSONL file, one object a line
-    text_field: str,  # field (or dotted path) holding the text
+    text_field: str | Sequence[str],  # field (or dotted path) holding the text; several: a tuple of their texts a row
     label_field: str | None,  # field (or dotted path) holding the label; None: texts only (labels all None)
     what: str = "input_path",  # the setting that named the file, for error messages
 ) -> tuple[pd.DataFrame, list[dict], int]:
@@ -211,7 +278,7 @@ class JsonlScan:
 
 def scan_jsonl(
     path: str | Path,  # JSONL file, one object a line
-    text_field: str,  # field (or dotted path) holding the text
+    text_field: str | Sequence[str],  # field (or dotted path) holding the text, or several
     label_field: str | None,  # field (or dotted path) holding the label; None: texts only
     what: str = "input_path",  # the setting that named the file, for error messages
 ) -> JsonlScan:
@@ -256,6 +323,18 @@ def load_clean_dataset(
     if set(files) != {"train", "test"}: raise ValueError(f"{card}: its configs name splits {sorted(files)}, not train and test")
     return load_dataset("parquet", data_files=files)
 
+# %% ../nbs/00a_data.ipynb #f24a0006
+def split_frame(
+    split,  # a `datasets.Dataset` (one split of `load_clean_dataset`) or a DataFrame of its columns
+) -> tuple[pd.DataFrame, list[str]]:
+    "The split as rows of `id`, `text` (several fields: a tuple of their texts) and `label`, and its text fields in order."
+    df = split if isinstance(split, pd.DataFrame) else split.to_pandas()
+    fields = [c for c in df.columns if c not in ("id", "label")]
+    if fields == ["text"]: return df[["id", "text", "label"]], fields
+    if not fields: raise ValueError(f"a split with columns {list(df.columns)}: no text column")
+    text = pd.Series(list(zip(*(df[f].fillna("").astype(str) for f in fields))), index=df.index, dtype=object)
+    return pd.DataFrame({"id": df["id"], "text": text, "label": df["label"]}), fields
+
 # %% ../nbs/00a_data.ipynb #a26829f6
 MAX_LENGTH = 512  # the longest input any step uses: the limit of BERT-family position embeddings
 
@@ -267,6 +346,18 @@ def effective_max_length(
     "`max_length` capped at `MAX_LENGTH`, the model's position embeddings and the tokenizer's declared limit."
     limits = [max_length, MAX_LENGTH, getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
     return min(int(l) for l in limits if l and 0 < l < 1_000_000)
+
+# %% ../nbs/00a_data.ipynb #f24a0009
+def tokenizer_inputs(
+    tokenizer,  # a `transformers` tokenizer
+    texts: Sequence,  # rows' texts: strings, or several fields' texts (tuples, lists, or `{field: text}` in order)
+) -> tuple[list[str], list[str] | None]:
+    "The (text, text pair) a tokenizer is called with: `(texts, None)`; two fields a pair; more joined by its separator."
+    texts = [list(t.values()) if isinstance(t, dict) else t for t in texts]  # records hold several fields as `{field: text}`
+    if not texts or isinstance(texts[0], str): return texts, None
+    if len(texts[0]) == 2: return [t[0] for t in texts], [t[1] for t in texts]
+    sep = f" {tokenizer.sep_token} " if getattr(tokenizer, "sep_token", None) else "\n"
+    return [sep.join(t) for t in texts], None
 
 # %% ../nbs/00a_data.ipynb #59c66ed6
 @contextmanager

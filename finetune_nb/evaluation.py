@@ -19,7 +19,8 @@ from .baseline import DESCRIPTION, fit_baseline
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, get_logger,
                               json_default, library_versions, parse_target, run_folder, set_threads, setting, setting_name,
                               switch_on)
-from .data import MissingFieldError, load_clean_dataset, read_jsonl
+from .data import (MissingFieldError, check_text_field, examples_text_field, joined, load_clean_dataset, read_jsonl, split_frame,
+                              text_fields, text_json)
 from .labelsets import binarize, is_multi_label
 from .metrics import label_calibration, probable_label_errors, probable_set_errors, set_report, top1_calibration, topk_metrics
 from .plots import confusion_png, per_label_png, reliability_diagram
@@ -43,7 +44,8 @@ class EvalSettings:
     dataset: str = setting("", "cleaned dataset (folder or hf://datasets/user/name) to evaluate on; empty: the model's own data")
     split: str = setting("test", "split of `dataset` to evaluate")
     examples: str = setting("", "a JSONL file to predict instead of a dataset split (rows may lack labels)")
-    text_field: str = setting(SAMPLE_TEXT_FIELD, "examples: field holding the text; dotted paths reach nested fields")
+    text_field: str | list[str] = setting(SAMPLE_TEXT_FIELD, "examples: field holding the text, or a list of fields (default: the "
+                                          "fields the model was trained on); dotted paths reach nested fields")
     label_field: str = setting(SAMPLE_LABEL_FIELD, "examples: field holding the label; empty: predict only")
     batch_size: int = setting(64, "texts per forward pass")
     top_k: int = setting(3, "predictions kept per example")
@@ -62,7 +64,7 @@ class EvalSettings:
         check_no_secrets(self, "eval settings")
         errors = []
         if self.dataset and self.examples: errors.append("give `dataset` or `examples`, not both")
-        if self.examples and not self.text_field: errors.append("`examples` need a `text_field`")
+        if self.examples or self.text_field: self.text_field = check_text_field(self.text_field, self.label_field or None, errors)
         errors += [f"`{k}` must be >= 1, got {getattr(self, k)}" for k in ("batch_size", "top_k") if getattr(self, k) < 1]
         errors += [f"`{k}` must be >= 0, got {getattr(self, k)}" for k in ("max_samples", "threads") if getattr(self, k) < 0]
         try: check_wandb_mode(self.wandb_mode)
@@ -76,14 +78,20 @@ class EvalSettings:
         check_settings(self, "eval settings", errors)
 
 # %% ../nbs/03_eval.ipynb #5d7ddf51
-def load_rows(s: EvalSettings, dataset: str = "") -> tuple[pd.DataFrame, dict]:
-    "The rows to evaluate (`id`, `text`, `label` or None) and a note of where they came from and what was skipped."
+def load_rows(
+    s: EvalSettings,
+    dataset: str = "",  # the cleaned dataset, unless `s.examples` is set
+    text_field: str | list[str] | None = None,  # the examples' field(s) (`examples_text_field`); None: `s.text_field`
+) -> tuple[pd.DataFrame, dict]:
+    "The rows to evaluate (`id`, `text`: several fields as `{field: text}`, `label` or None) and where they came from."
+    text_field = s.text_field if text_field is None else text_field
     if s.examples:
-        try: df, ledger, n = read_jsonl(s.examples, s.text_field, s.label_field or None, what="examples")
+        fields = text_fields(text_field)
+        try: df, ledger, n = read_jsonl(s.examples, text_field, s.label_field or None, what="examples")
         except MissingFieldError as e:
             if e.setting != "label_field": raise
             logger.warning("%s: no row has label_field %r; predicting without labels", s.examples, s.label_field)
-            df, ledger, n = read_jsonl(s.examples, s.text_field, None, what="examples")
+            df, ledger, n = read_jsonl(s.examples, text_field, None, what="examples")
         unlabelled = [e for e in ledger if e["reason"] in ("missing_label", "empty_label")]
         skipped = [e for e in ledger if e["reason"] not in ("missing_label", "empty_label")]
         if unlabelled: df = pd.concat([df, pd.DataFrame({"id": [e["line"] for e in unlabelled],
@@ -94,8 +102,10 @@ def load_rows(s: EvalSettings, dataset: str = "") -> tuple[pd.DataFrame, dict]:
     else:
         ds = load_clean_dataset(dataset)
         if s.split not in ds: raise ValueError(f"{dataset} has no split {s.split!r}; it has {sorted(ds)}")
-        df = ds[s.split].to_pandas()
+        df, fields = split_frame(ds[s.split])
         source = {"dataset": str(dataset), "split": s.split}
+    if len(fields) > 1: source["text_fields"] = fields
+    df["text"] = pd.Series([text_json(t, fields) for t in df["text"]], index=df.index, dtype=object)
     df = df.sort_values("id").reset_index(drop=True)
     df["label"] = pd.Series([label_value(x) for x in df["label"]], index=df.index, dtype=object)  # a set: a sorted list
     if s.max_samples: df = df.head(s.max_samples)
@@ -140,7 +150,7 @@ def training_rows(
     "The rows of the dataset's train split that a published model learnt from, and those that picked its checkpoint (`training_rows.json`)."
     ids = _model_file(model, "training_rows.json", revision)
     if not ids.get("dataset"): raise ValueError(f"{model} was trained on a local dataset that its training_rows.json cannot point to")
-    train = load_clean_dataset(ids["dataset"])["train"].to_pandas().set_index("id")
+    train = split_frame(load_clean_dataset(ids["dataset"])["train"])[0].set_index("id")
     if lost := len(set(ids["train"] + ids["validation"]) - set(train.index)): raise ValueError(
         f"{lost} of the rows {model} learnt from are not in the train split of {ids['dataset']}: the dataset changed since")
     train["label"] = [label_value(l) for l in train["label"]]  # a set: a sorted list
@@ -159,8 +169,9 @@ def score_baseline(
     except (OSError, ValueError) as e:
         logger.warning("no baseline: %s", e)
         return {"skipped": str(e)}
-    b = fit_baseline(train["text"].tolist(), train["label"].tolist(), clf.labels, val["text"].tolist(), val["label"].tolist(), balanced)
-    top, _, sets = b.predict(labelled["text"].tolist(), k)
+    b = fit_baseline([joined(t) for t in train["text"]], train["label"].tolist(), clf.labels, [joined(t) for t in val["text"]],
+                     val["label"].tolist(), balanced)  # several text fields: one text, a line each
+    top, _, sets = b.predict([joined(t) for t in labelled["text"]], k)
     true = labelled["label"].tolist()
     m = set_report(true, sets, top, clf.labels, b.thresholds.tolist(), k) if clf.multi else topk_metrics(true, top, clf.labels, k)
     return {"model": DESCRIPTION + (", class_weight='balanced' (as the model)" if balanced else ""), "fitted_on": b.rows,
@@ -211,7 +222,7 @@ def evaluate(
     t0 = time.time()
     set_threads(s.threads)
     clf = Classifier(model, s.revision or None, quantize=s.quantize)
-    rows, source = load_rows(s, dataset)
+    rows, source = load_rows(s, dataset, examples_text_field(clf.text_fields, s.text_field) if s.examples else None)
     if clf.multi:  # a plain string among label lists is a one-label set
         if any(isinstance(l, list) for l in rows["label"]):
             rows["label"] = pd.Series([[l] if isinstance(l, str) else l for l in rows["label"]], index=rows.index, dtype=object)

@@ -267,7 +267,9 @@ def next_command(record: dict) -> str | None:
     if record.get("status") in ("failed", "interrupted") and record.get("run_dir"):
         return f"finetune-nb {q(record['run_dir'])} --resume   # continue this run where it stopped"
     if record.get("status") != "done": return None
-    fields = f" --text-field {q(s.get('text_field'))}" + (f" --label-field {q(s.get('label_field'))}" if s.get("label_field") else "")
+    tf = s.get("text_field")
+    fields = "".join(f" --text-field {q(f)}" for f in ([tf] if isinstance(tf, str) else tf or [])) + (
+        f" --label-field {q(s.get('label_field'))}" if s.get("label_field") else "")
     if art.get("model"):
         return f"finetune-nb --model {q(art['model']['target'])} --examples new.jsonl{fields}   # predict new examples with this model"
     if art.get("dataset"):
@@ -412,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         help = f.metadata["help"].replace("%", "%%") + (f" (default: {default})" if default not in ("", [], False) else "")
         g = groups[f.metadata["group"]]
         if kind == "bool": g.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction, help=help)
-        elif kind.startswith("list"):  # one value a time, so a list never swallows the DATASET after it
+        elif "list" in kind:  # one value a time, so a list never swallows the DATASET after it; `str | list[str]`: one or several
             g.add_argument(name, dest=f.name, action="append", metavar="X", help=help + " (repeat the flag for several)")
         else: g.add_argument(name, dest=f.name, type={"int": int, "float": float}.get(kind, str),
                              metavar=f.name.upper() if kind == "str" else kind.upper(), help=help)
@@ -431,6 +433,9 @@ def _coerce(name: str, kind: str, v, where: str):
             except ValueError: raise bad() from None
         if isinstance(v, bool) or not isinstance(v, int if kind == "int" else (int, float)): raise bad()
         v = float(v) if kind == "float" else v
+    elif kind == "str | list[str]":  # one string, or a list of them (several text fields)
+        if not isinstance(v, str) and not (isinstance(v, list) and v and all(isinstance(x, str) for x in v)):
+            raise SettingsError(f"{where}: {name} must be a string or a list of strings, got {v!r}")
     elif kind.startswith("list"):
         if isinstance(v, str): v = [v]
         if not isinstance(v, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in v): raise bad()

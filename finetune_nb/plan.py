@@ -12,6 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 from .clean import CleanSettings
+from .data import check_text_field
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, WANDB_MODES, SettingsError, check_no_secrets, check_settings,
                               parse_target, runs_root, sample_data, setting, setting_name)
 from .evaluation import EvalSettings
@@ -40,7 +41,8 @@ class OrchestrateSettings:
     "Settings of a whole run: the step settings composed, each name with one meaning."
     dataset: str = setting("", "raw JSONL file (cleaned first), or a cleaned dataset folder or hf://datasets/user/name "
                            "(cleaning skipped); empty: the bundled banking77 sample", "input")
-    text_field: str = setting(SAMPLE_TEXT_FIELD, "field holding the text in the raw JSONL and in examples; dotted paths reach nested fields", "input")
+    text_field: str | list[str] = setting(SAMPLE_TEXT_FIELD, "field holding the text in the raw JSONL and in examples, or several "
+                                          "(a subject and a body: the model reads them in this order); dotted paths reach nested fields", "input")
     label_field: str = setting(SAMPLE_LABEL_FIELD, "field holding the label in the raw JSONL and in examples", "input")
     model: str = setting("", "an existing fine-tuned model (folder, Hub id or hf://user/name[@rev]) to evaluate; training is skipped", "input")
     examples: str = setting("", "JSONL file to evaluate instead of the test split (rows may lack labels); with `model`: evaluate only", "input")
@@ -112,6 +114,7 @@ class OrchestrateSettings:
             elif not isinstance(v, (list, tuple)): errors.append(f"`{name}` must be a list, got {v!r}"); setattr(self, name, [])
             else: setattr(self, name, [str(x) for x in v])
         self.skip = [x for v in self.skip for x in re.split(r"[,\s]+", v) if x]  # `--skip clean,eval` too
+        self.text_field = check_text_field(self.text_field, self.label_field or None, errors)  # `--text-field a --text-field b`: a list
         if bad := [x for x in self.skip if x not in STEPS]: errors.append(f"`skip`: {bad} are not steps ({', '.join(STEPS)})")
         if self.stop_after not in ("", *STEPS): errors.append(f"`stop_after` must be one of {', '.join(STEPS)} or empty, got {self.stop_after!r}")
         if not 0 <= self.seed < 2**32: errors.append(f"`seed` must be between 0 and 2**32 - 1, got {self.seed}")

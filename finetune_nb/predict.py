@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .core import detect_device, get_logger, parse_target
-from .data import MAX_LENGTH, effective_max_length, safe_weights
+from .data import MAX_LENGTH, effective_max_length, joined, safe_weights, tokenizer_inputs
 from .labelsets import MULTI, SINGLE
 
 logger = get_logger(__name__)
@@ -59,8 +59,10 @@ class Classifier:
         self.multi = self.problem_type == MULTI  # label sets: a sigmoid per label, a set decided at each label's threshold
         tuned = getattr(cfg, "finetune_nb_thresholds", None) or {}
         self.thresholds = np.array([float(tuned.get(l, 0.5)) for l in self.labels], dtype=np.float32)
+        self.text_fields: list[str] = list(getattr(cfg, "finetune_nb_text_fields", None) or [])  # several: the fields it reads, in order
         self.sets: list[list[str]] = []  # label sets: the predicted set of each text of the last `predict`, input order
         self.cut = np.zeros(0, dtype=bool)  # which texts of the last `predict` were longer than `max_length`
+        self.token_types: list[list[int]] | None = None  # a text pair's segments (token type ids), from the last `encode`
         self.probs = np.zeros((0, len(self.labels)), dtype=np.float32)  # every label's score, when `predict` keeps them
 
     @functools.cached_property
@@ -74,14 +76,19 @@ class Classifier:
                     for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
         return "sha256:" + h.hexdigest()[:16] + ("+int8" if self.quantized else "")
 
-    def encode(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
-        "Token ids of each text, cut at `max_length` as in training, and which texts were cut."
-        ids = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+    def encode(self, texts: list) -> tuple[list[list[int]], np.ndarray]:
+        "Token ids of each text (several fields: a tuple, encoded as in training), cut at `max_length` as in training, and which were cut."
+        a, b = tokenizer_inputs(self.tokenizer, texts)
+        enc = self.tokenizer(a, b, truncation=False, verbose=False)
+        ids, self.token_types = enc["input_ids"], enc.get("token_type_ids") if b is not None else None  # a pair's segments
         cut = np.array([len(x) > self.max_length for x in ids], dtype=bool)
         if cut.any():
             long = np.nonzero(cut)[0]
-            for i, x in zip(long, self.tokenizer([texts[i] for i in long], truncation=True, max_length=self.max_length)["input_ids"]):
-                ids[i] = x
+            short = self.tokenizer([a[i] for i in long], None if b is None else [b[i] for i in long], truncation=True,
+                                   max_length=self.max_length)
+            for k, i in enumerate(long):
+                ids[i] = short["input_ids"][k]
+                if self.token_types is not None: self.token_types[i] = short["token_type_ids"][k]
         return ids, cut
 
     def predict(
@@ -104,7 +111,9 @@ class Classifier:
         with torch.inference_mode():
             for start in tqdm(range(0, len(order), batch_size), desc="predicting", unit="batch", disable=not progress, leave=False):
                 idx = order[start:start + batch_size]
-                batch = self.tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(self.device)
+                feats = {"input_ids": [enc[i] for i in idx]}
+                if self.token_types is not None: feats["token_type_ids"] = [self.token_types[i] for i in idx]
+                batch = self.tokenizer.pad(feats, return_tensors="pt").to(self.device)
                 logits = self.model(**batch).logits.float()
                 probs = logits.sigmoid() if self.multi else logits.softmax(-1)
                 if self.multi:
@@ -132,7 +141,7 @@ def zero_shot_top(
     names = {l.replace("_", " "): l for l in labels}
     if len(names) < len(labels): names = {l: l for l in labels}  # two labels differ only by '_' vs ' ': keep them as written
     top, sets = [], []
-    for out in tqdm(zs(list(texts), candidate_labels=list(names), hypothesis_template="This example is about {}.",
+    for out in tqdm(zs([joined(t) for t in texts], candidate_labels=list(names), hypothesis_template="This example is about {}.",
                        batch_size=batch_size, multi_label=multi_label), total=len(texts), desc="zero-shot", leave=False,
                     disable=len(texts) < 200):
         top.append([names[l] for l in out["labels"][:top_k]])

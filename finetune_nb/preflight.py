@@ -14,16 +14,17 @@ from pathlib import Path
 
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
                               redact, renamed_settings, setting_name)
-from .data import JsonlScan, MissingFieldError, safe_weights, scan_jsonl, sniff
+from .data import JsonlScan, MissingFieldError, examples_text_field, safe_weights, scan_jsonl, sniff, text_fields
 from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, is_run_dir, make_plan, run_paths
 from .records import check_metrics_file
 from .train import resolve_base_model
 
 # %% auto #0
 __all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'label_sets_note', 'check_labels',
-           'check_dataset', 'weights_size', 'fp32_size', 'check_pickles', 'model_shape', 'check_model', 'check_device',
-           'check_hub_targets', 'check_wandb', 'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk',
-           'check_kernel', 'check_values', 'check_model_data', 'notebooks_dir', 'process_state', 'preflight']
+           'check_dataset', 'weights_size', 'fp32_size', 'check_pickles', 'model_shape', 'model_text_fields',
+           'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable', 'checkpoint_bytes',
+           'free_bytes', 'check_disk', 'check_kernel', 'check_values', 'check_model_data', 'notebooks_dir',
+           'process_state', 'preflight']
 
 # %% ../nbs/04b_preflight.ipynb #f9ccfc1f
 @dataclass
@@ -52,7 +53,7 @@ class PreflightError(ValueError):
 # %% ../nbs/04b_preflight.ipynb #0bdd3b08
 def check_jsonl(
     path: str | Path,  # the file
-    text_field: str,  # the text's field (or dotted path)
+    text_field: str | list[str],  # the text's field (or dotted path), or several
     label_field: str | None,  # the label's field; None: texts only
     what: str,  # the setting that names the file, for messages
     report: Report,
@@ -197,6 +198,11 @@ def model_shape(model: str) -> bool | None:
     "Whether a local model folder is multi-label (its config's `problem_type`); None when that cannot be read here (a Hub model)."
     try: return json.loads((Path(model).expanduser()/"config.json").read_text()).get("problem_type") == "multi_label_classification"
     except (OSError, ValueError, AttributeError): return None
+
+def model_text_fields(model: str) -> list[str] | None:
+    "The text fields a local model folder reads (its config's `finetune_nb_text_fields`; `[]`: one text); None when unknown here."
+    try: return list(json.loads((Path(model).expanduser()/"config.json").read_text()).get("finetune_nb_text_fields") or [])
+    except (OSError, ValueError, AttributeError, TypeError): return None
 
 def check_model(model: str, revision: str | None, what: str, report: Report) -> int | None:
     "Check that a model (folder, Hub id or hf://user/name) can be loaded; returns the bytes of its weights when known."
@@ -413,6 +419,10 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     elif "clean" in steps:
         if scan := check_jsonl(paths["input_path"], s.text_field, s.label_field, setting_name("dataset"), r):
             labels = check_labels(scan, s, steps, r)
+            if isinstance(s.text_field, list): r.note(
+                f"{len(s.text_field)} text fields, read in this order: {', '.join(s.text_field)} ("
+                + (f"a text pair, `tokenizer({', '.join(s.text_field)})`" if len(s.text_field) == 2 else "joined by the tokenizer's separator")
+                + "); a line without one of them has an empty text there, counted in stats.json")
         if s.reference_test: check_jsonl(s.reference_test, s.text_field, None, setting_name("reference_test"), r)
     elif kind in ("cleaned", "hub"):
         if needs_data: check_dataset(s.dataset, setting_name("dataset"), r)
@@ -423,7 +433,10 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
             r.problem(f"{setting_name('split')} {s.split!r}: a cleaned dataset has the splits train and test")
         if s.model and not plan.dataset: check_model_data(s.model, r)
     if s.examples and "eval" in steps:
-        ex = check_jsonl(s.examples, s.text_field, s.label_field, setting_name("examples"), r, label_optional=True)
+        fields, ex = model_text_fields(s.model) if s.model else text_fields(s.text_field) if "clean" in steps else None, None
+        try: ex_field = s.text_field if fields is None else examples_text_field(fields, s.text_field)  # the model's fields, by default
+        except ValueError as e: ex_field = r.problem(f"{setting_name('examples')} {s.examples}: {e}")
+        if ex_field: ex = check_jsonl(s.examples, ex_field, s.label_field, setting_name("examples"), r, label_optional=True)
         shape = model_shape(s.model) if s.model else (scan.multi_label if "clean" in steps and scan else None)
         if ex and ex.rows and ex.label_lists + sum(v for l, v in ex.labels.items() if l is not None) and shape is not None \
                 and ex.multi_label != shape:

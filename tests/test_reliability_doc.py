@@ -67,3 +67,10 @@ def test_the_label_set_figures_are_the_label_set_tests():
                  if m.name == "parametrize").args[1]
     assert f"{len(kinds)} of {len(kinds)} kinds of bad list item refused" in row("Label sets (multi-label)")
     assert M.MIN_BOTH == 5 and "every label of 5+ rows in both splits" in row("Label sets (multi-label)")
+
+
+def test_the_several_fields_figures_are_the_fields_tests_constants():
+    import test_fields as F
+    r = row("Several text fields")
+    assert f"{F.BAD_INPUTS} of {F.BAD_INPUTS} kinds of bad setting or file refused" in r
+    assert hasattr(F, "test_the_model_reads_examples_from_its_fields_or_from_as_many_named")
