@@ -27,8 +27,10 @@ def _fields_note(info: dict) -> str:
     if len(f := info.get("text_fields") or []) < 2: return ""
     how = ("as a text pair: `tokenizer(" + ", ".join(f) + ")`, cut from the longer text first" if len(f) == 2
            else "joined in this order by the tokenizer's separator token")
-    return (f"\n\nIt reads {len(f)} text fields, " + ", ".join(f"`{x}`" for x in f) + f", {how}; `finetune-nb --model` reads "
-            "new examples from the same fields (named in `config.json`, `finetune_nb_text_fields`).")
+    call = ('; with the `pipeline` above, give each text as `{"text": ' + f[0] + ', "text_pair": ' + f[1] + '}`' if len(f) == 2
+            else f"; with the `pipeline` above, join the fields with the tokenizer's `sep_token`, spaces around it")
+    return (f"\n\nIt reads {len(f)} text fields, " + ", ".join(f"`{x}`" for x in f) + f", {how}{call}. `finetune-nb --model` "
+            "reads new examples from the same fields (named in `config.json`, `finetune_nb_text_fields`).")
 
 def model_card(info: dict) -> str:
     "The model card (`README.md`): metadata for the Hub, then data, settings, validation metrics, labels and limits."

@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/data.html.md"""
 # %% ../nbs/00a_data.ipynb #994bddcf
 from __future__ import annotations
 
-import hashlib, json, warnings
+import hashlib, json, random, warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -22,10 +22,11 @@ from .core import SAMPLE_TEXT_FIELD, parse_target, setting_name
 from .labelsets import LabelListError, label_set
 
 # %% auto #0
-__all__ = ['REASONS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'text_fields', 'check_text_field', 'joined', 'text_json',
-           'examples_text_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl', 'JsonlScan', 'scan_jsonl',
-           'data_file', 'load_clean_dataset', 'split_frame', 'effective_max_length', 'tokenizer_inputs', 'safe_weights',
-           'calibration', 'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues', 'out_of_fold_probs']
+__all__ = ['REASONS', 'SAMPLE_TEXTS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'text_fields', 'check_text_field', 'joined',
+           'text_json', 'examples_text_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl', 'JsonlScan',
+           'scan_jsonl', 'data_file', 'load_clean_dataset', 'split_frame', 'effective_max_length', 'tokenizer_inputs',
+           'safe_weights', 'calibration', 'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues',
+           'out_of_fold_probs']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -261,6 +262,8 @@ def read_jsonl(
     return df, ledger, n
 
 # %% ../nbs/00a_data.ipynb #22d3cf4c
+SAMPLE_TEXTS = 2000  # texts a scan keeps to judge their lengths by (tokenizing a million would take minutes)
+
 @dataclass
 class JsonlScan:
     "What a JSON Lines file holds, by the rules of `read_jsonl`, without its texts."
@@ -272,6 +275,7 @@ class JsonlScan:
     fields: list[str]  # field paths the file's objects have (from the first 10,000)
     label_lists: int = 0  # rows whose label is a list (a label set)
     label_sizes: Counter = field(default_factory=Counter)  # rows per number of labels, of those rows
+    sample: list = field(default_factory=list)  # up to `SAMPLE_TEXTS` rows' texts, a seeded uniform sample (what lengths are judged on)
 
     @property
     def multi_label(self) -> bool: return self.label_lists > 0
@@ -286,17 +290,20 @@ def scan_jsonl(
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
     labels, sizes, dropped, seen, has, n, first, rows = Counter(), Counter(), Counter(), Counter(), Counter(), 0, None, 0
+    sample, rng = [], random.Random(0)  # reservoir sampling (Algorithm R): every row as likely, one pass, the same sample each time
     for n, raw in enumerate(_lines(path), 1):
         try: r = _parse_line(raw, n, text_field, label_field, seen, has)
         except LabelListError as e: raise LabelListError(f"{path}: {e}") from None
         if isinstance(r, dict): dropped[r["reason"]] += 1; first = first or (n, r["reason"]); continue
         rows += 1
+        if len(sample) < SAMPLE_TEXTS: sample.append(r[0])
+        elif (j := rng.randrange(rows)) < SAMPLE_TEXTS: sample[j] = r[0]
         if isinstance(r[1], tuple): labels.update(r[1]); sizes[len(r[1])] += 1
         else: labels[r[1]] += 1
     if not n: raise ValueError(f"{path} is empty")
     if not has["objects"]: raise _no_objects(path, n, first)
     if e := _missing_fields(path, has, seen, text_field, label_field): raise e
-    return JsonlScan(path, n, rows, labels, dropped, [k for k, _ in seen.most_common()], sizes.total(), sizes)
+    return JsonlScan(path, n, rows, labels, dropped, [k for k, _ in seen.most_common()], sizes.total(), sizes, sample)
 
 # %% ../nbs/00a_data.ipynb #92f494e9
 def data_file(

@@ -105,8 +105,8 @@ def load_rows(
         df, fields = split_frame(ds[s.split])
         source = {"dataset": str(dataset), "split": s.split}
     if len(fields) > 1: source["text_fields"] = fields
-    df["text"] = pd.Series([text_json(t, fields) for t in df["text"]], index=df.index, dtype=object)
     df = df.sort_values("id").reset_index(drop=True)
+    df["text"] = pd.Series([text_json(t, fields) for t in df["text"]], index=df.index, dtype=object)  # several fields: `{field: text}`
     df["label"] = pd.Series([label_value(x) for x in df["label"]], index=df.index, dtype=object)  # a set: a sorted list
     if s.max_samples: df = df.head(s.max_samples)
     if not len(df): raise ValueError(f"no rows to evaluate in {source}")

@@ -12,19 +12,22 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
                               redact, renamed_settings, setting_name)
-from .data import JsonlScan, MissingFieldError, examples_text_field, safe_weights, scan_jsonl, sniff, text_fields
+from .data import (MAX_LENGTH, JsonlScan, MissingFieldError, examples_text_field, safe_weights, scan_jsonl, sniff, text_fields,
+                              tokenizer_inputs)
 from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, is_run_dir, make_plan, run_paths
 from .records import check_metrics_file
 from .train import resolve_base_model
 
 # %% auto #0
 __all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'label_sets_note', 'check_labels',
-           'check_dataset', 'weights_size', 'fp32_size', 'check_pickles', 'model_shape', 'model_text_fields',
-           'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable', 'checkpoint_bytes',
-           'free_bytes', 'check_disk', 'check_kernel', 'check_values', 'check_model_data', 'notebooks_dir',
-           'process_state', 'preflight']
+           'check_dataset', 'weights_size', 'fp32_size', 'check_pickles', 'model_shape', 'check_lengths',
+           'model_text_fields', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable',
+           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_values', 'check_model_data',
+           'notebooks_dir', 'process_state', 'preflight']
 
 # %% ../nbs/04b_preflight.ipynb #f9ccfc1f
 @dataclass
@@ -198,6 +201,28 @@ def model_shape(model: str) -> bool | None:
     "Whether a local model folder is multi-label (its config's `problem_type`); None when that cannot be read here (a Hub model)."
     try: return json.loads((Path(model).expanduser()/"config.json").read_text()).get("problem_type") == "multi_label_classification"
     except (OSError, ValueError, AttributeError): return None
+
+def check_lengths(
+    scan: JsonlScan,  # the raw file's scan: its sample of texts
+    base: str, revision: str | None,  # the base model, whose tokenizer the run trains with
+    max_length: int,  # the window asked for
+    report: Report,
+):
+    "A note of how many of the file's texts (a sample of up to 2,000) the base model's tokenizer makes longer than the window, and by how much."
+    if not scan.sample: return
+    try:
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(base, revision=revision, trust_remote_code=False)
+    except Exception: return  # check_model has said why the base model cannot be used
+    declared = getattr(tok, "model_max_length", None) or MAX_LENGTH
+    L = min(max_length, MAX_LENGTH, declared if 0 < declared < 1_000_000 else MAX_LENGTH)
+    a, b = tokenizer_inputs(tok, scan.sample)
+    n = np.array([len(x) for x in tok(a, b, truncation=False, verbose=False)["input_ids"]])
+    what, over = (f"{len(n):,} texts sampled from its {scan.rows:,}" if scan.rows > len(n) else f"its {len(n):,} texts"), n > L
+    if not over.any(): return report.note(f"{scan.path.name}: none of {what} is longer than the {L}-token window (the longest: {n.max()})")
+    report.note(f"{scan.path.name}: {over.sum():,} of {what} ({over.mean():.1%}) are longer than the {L}-token window "
+                f"(median {int(np.median(n[over]))} tokens, longest {n.max()}; of all their tokens {np.minimum(n, L).sum()/n.sum():.0%} "
+                f"fall within it): the run cuts each at {L} tokens and keeps the head")
 
 def model_text_fields(model: str) -> list[str] | None:
     "The text fields a local model folder reads (its config's `finetune_nb_text_fields`; `[]`: one text); None when unknown here."
@@ -447,6 +472,7 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         check_device(s.require_gpu, r)
     if "train" in steps:
         weights = check_model(s.base_model or resolve_base_model(""), s.base_revision or None, setting_name("base_model"), r)
+        if scan and weights is not None: check_lengths(scan, s.base_model or resolve_base_model(""), s.base_revision or None, s.max_length, r)
         check_disk(paths["checkpoint_dir"], weights, r)
         check_writable(paths["checkpoint_dir"], setting_name("checkpoint_dir"), True, r)
         out = Path(paths["checkpoint_dir"])

@@ -126,3 +126,18 @@ def test_two_fields_run_the_same_under_papermill(base, tmp_path, fields_run):
     assert config["finetune_nb_text_fields"] == ["subject", "body"]  # the notebooks got the list as a parameter
     recs = [json.loads(l) for l in Path(record["artefacts"]["predictions"]).read_text().splitlines()]
     assert recs and all(set(r["text"]) == {"subject", "body"} for r in recs)
+
+
+def test_the_plan_says_how_many_texts_exceed_the_window(base, tmp_path, capsys):
+    "Counted with the base model's tokenizer on the texts as the model will read them (a subject and body: the pair)."
+    from transformers import AutoTokenizer
+    f = tickets(tmp_path/"tickets.jsonl")
+    rows = [json.loads(l) for l in f.read_text().splitlines()]
+    tok = AutoTokenizer.from_pretrained(str(base))
+    n = [len(x) for x in tok([r.get("subject") or "" for r in rows], [r["body"] for r in rows])["input_ids"]]
+    window = sorted(n)[len(n)//2]  # about half the texts are longer
+    over = sum(k > window for k in n)
+    assert 0 < over < len(n)
+    code, out, err = run(capsys, [str(f), *quick(base, tmp_path/"runs"), "--text-field", "subject", "--text-field", "body",
+                                  "--max-length", str(window), "--dry-run"])
+    assert code == 0 and f"tickets.jsonl: {over} of its {len(n)} texts ({over/len(n):.1%}) are longer than the {window}-token window" in out + err
