@@ -143,13 +143,7 @@ def main():
     if a.study or a.summarise_study is not None: return study(a)
     if a.summarise: runs, seed_runs = dict(zip(("python", "papermill", "examples"), a.summarise)), a.seed_runs
     else:
-        sys.path.insert(0, str(ROOT/"bench"))
-        from goemotions import convert
-        a.runs_dir.mkdir(parents=True, exist_ok=True)
-        raw = a.runs_dir/"goemotions.jsonl"
-        convert(a.data, raw)
-        common = [str(raw), "--label-field", "emotions", "--max-train-samples", str(a.max_train_samples), "--class-weights", "balanced",
-                  "--threads", "1"]
+        common = common_args(a)
         runs = {"python": a.runs_dir/"python", "papermill": a.runs_dir/"papermill"}
         finish(start(runs["python"], *common), start(runs["papermill"], *common, "--engine", "papermill"))
         model = json.loads((runs["python"]/"run.json").read_text())["artefacts"]["model"]["local"]
@@ -166,17 +160,22 @@ def main():
     (RESULTS/"goemotions.md").write_text("\n".join(lines) + "\n")
 
 
+def common_args(a) -> list[str]:
+    "The raw JSONL file made from the release (in `--runs-dir`) and the settings every run shares."
+    sys.path.insert(0, str(ROOT/"bench"))
+    from goemotions import convert
+    a.runs_dir.mkdir(parents=True, exist_ok=True)
+    raw = a.runs_dir/"goemotions.jsonl"
+    convert(a.data, raw)
+    return [str(raw), "--label-field", "emotions", "--max-train-samples", str(a.max_train_samples), "--class-weights", "balanced",
+            "--threads", "1"]
+
+
 def study(a):
-    "Seeds 42, 1, 2 of the python engine at `--max-train-samples` (0: all rows), two at a time, and their report."
+    "Seeds 42, 1, 2 of the python engine at `--max-train-samples` (0: all rows), `--at-once` side by side, and their report."
     if a.summarise_study: runs = a.summarise_study
     else:
-        sys.path.insert(0, str(ROOT/"bench"))
-        from goemotions import convert
-        a.runs_dir.mkdir(parents=True, exist_ok=True)
-        raw = a.runs_dir/"goemotions.jsonl"
-        convert(a.data, raw)
-        common = [str(raw), "--label-field", "emotions", "--max-train-samples", str(a.max_train_samples), "--class-weights", "balanced",
-                  "--threads", "1"]
+        common = common_args(a)
         runs = [a.runs_dir/f"study-{a.max_train_samples or 'all'}-seed{sd}" for sd in SEEDS]
         for group in (runs[i:i + a.at_once] for i in range(0, len(runs), a.at_once)):  # side by side, a thread each
             finish(*(start(d, *common, "--seed", d.name.rsplit("seed", 1)[1]) for d in group))
