@@ -32,6 +32,23 @@ def _fields_note(info: dict) -> str:
     return (f"\n\nIt reads {len(f)} text fields, " + ", ".join(f"`{x}`" for x in f) + f", {how}{call}. `finetune-nb --model` "
             "reads new examples from the same fields (named in `config.json`, `finetune_nb_text_fields`).")
 
+def _long_note(info: dict) -> tuple[str, str]:
+    "How the model reads texts longer than its window (the config's `finetune_nb_long_texts`): the card's Use line and its limitation."
+    L, lt = info["max_length"], info.get("long_texts") or {"handling": "truncate"}
+    if lt["handling"] == "chunks":
+        cap = f", at most {lt['max_chunks']} a text" if lt.get("max_chunks") else ""
+        return (f"Texts longer than {L} tokens were read in overlapping {L}-token chunks (`stride` {lt['stride']}: -1 is a quarter of "
+                f"the window{cap}), every chunk with its text's label in training, and a text's scores are its chunks' "
+                f"{lt['pool']}: `finetune-nb --model` reads long texts the same way (`config.json`, `finetune_nb_long_texts`); the "
+                f"`pipeline` above cuts them at {L} tokens (its `model_max_length`) and reads the head only.",
+                f"Texts longer than {L} tokens are read in chunks by `finetune-nb`, cut by a bare `pipeline`.")
+    if lt["handling"] == "head-tail":
+        return (f"Texts longer than {L} tokens were read as their first quarter and last three quarters of {L} tokens, in training "
+                f"and by `finetune-nb --model` (`config.json`, `finetune_nb_long_texts`); the `pipeline` above cuts them at {L} "
+                f"tokens (its `model_max_length`) and reads the head only.",
+                f"Texts longer than {L} tokens lose their middle (`finetune-nb`) or all but their head (a bare `pipeline`).")
+    return (f"The tokenizer cuts inputs at {L} tokens (its `model_max_length`), as in training.", f"Texts longer than {L} tokens are cut.")
+
 def model_card(info: dict) -> str:
     "The model card (`README.md`): metadata for the Hub, then data, settings, validation metrics, labels and limits."
     from huggingface_hub import ModelCard, ModelCardData
@@ -97,7 +114,7 @@ Test-split metrics are added by the evaluation step (`03_eval`).
 
 {use}
 
-The tokenizer cuts inputs at {info['max_length']} tokens (its `model_max_length`), as in training.{_fields_note(info)}
+{_long_note(info)[0]}{_fields_note(info)}
 
 ## Training
 
@@ -109,8 +126,7 @@ Full settings, log history and library versions are in `train_metrics.json`.
 ## Intended use and limitations
 
 {limits} Quality was measured on held-out data from the same
-source; texts from another channel, period or language can score lower. Texts longer than
-{info['max_length']} tokens are cut.
+source; texts from another channel, period or language can score lower. {_long_note(info)[1]}
 """
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
 

@@ -22,11 +22,12 @@ from .core import SAMPLE_TEXT_FIELD, parse_target, setting_name
 from .labelsets import LabelListError, label_set
 
 # %% auto #0
-__all__ = ['REASONS', 'SAMPLE_TEXTS', 'MAX_LENGTH', 'ledger_entry', 'get_field', 'text_fields', 'check_text_field', 'joined',
-           'text_json', 'examples_text_field', 'label_to_str', 'sniff', 'MissingFieldError', 'read_jsonl', 'JsonlScan',
-           'scan_jsonl', 'data_file', 'load_clean_dataset', 'split_frame', 'effective_max_length', 'tokenizer_inputs',
-           'safe_weights', 'calibration', 'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues',
-           'out_of_fold_probs']
+__all__ = ['REASONS', 'SAMPLE_TEXTS', 'MAX_LENGTH', 'LONG_TEXTS', 'POOLS', 'HEAD_SHARE', 'ledger_entry', 'get_field',
+           'text_fields', 'check_text_field', 'joined', 'text_json', 'examples_text_field', 'label_to_str', 'sniff',
+           'MissingFieldError', 'read_jsonl', 'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset',
+           'split_frame', 'effective_max_length', 'tokenizer_inputs', 'check_long_texts', 'chunk_overlap', 'Encoded',
+           'encode_texts', 'long_texts_said', 'pool_scores', 'safe_weights', 'calibration', 'text_nll',
+           'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues', 'out_of_fold_probs']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -366,6 +367,127 @@ def tokenizer_inputs(
     sep = f" {tokenizer.sep_token} " if getattr(tokenizer, "sep_token", None) else "\n"
     return [sep.join(t) for t in texts], None
 
+# %% ../nbs/00a_data.ipynb #a7c1e002
+LONG_TEXTS = ("truncate", "head-tail", "chunks")  # how a text longer than the window reaches the model
+POOLS = ("mean", "max")  # how a chunked text's scores become one: the mean of its chunks' scores, or each label's best
+HEAD_SHARE = 0.25  # head-tail: the share of the window taken from the head
+
+def check_long_texts(
+    long_texts: str,  # a handling name
+    pool: str = "mean",  # a pooling name
+    stride: int = -1,  # tokens consecutive chunks share; -1: a quarter of the window
+    max_chunks: int = 0,  # most chunks per text; 0: no cap
+) -> list[str]:
+    "What is wrong with these long-text settings, as messages naming the setting (none: they are fine)."
+    errors = [] if long_texts in LONG_TEXTS else [f"`long_texts` must be one of {LONG_TEXTS}, got {long_texts!r}"]
+    if pool not in POOLS: errors.append(f"`pool` must be one of {POOLS}, got {pool!r}")
+    if stride < -1: errors.append(f"`stride` must be -1 (a quarter of the window) or a number of tokens >= 0, got {stride}")
+    if max_chunks < 0: errors.append(f"`max_chunks` must be >= 0 (0: no cap), got {max_chunks}")
+    return errors
+
+def chunk_overlap(
+    window: int,  # tokens of text per chunk (the window less special tokens and a repeated field)
+    stride: int = -1,  # tokens consecutive chunks share, as the tokenizers' `stride`; -1: a quarter of the window
+) -> int:
+    "The overlap of consecutive chunks in tokens: `stride`, or a quarter of `window`; at most `window - 1`."
+    return max(0, min(window - 1, window//4 if stride < 0 else stride))
+
+# %% ../nbs/00a_data.ipynb #a7c1e004
+@dataclass
+class Encoded:
+    "Texts as model inputs: rows of token ids (a chunked text gives several), and which text each row came from."
+    input_ids: list[list[int]]  # one row per input the model reads
+    token_type_ids: list[list[int]] | None  # a text pair's segments, row by row (None for single texts)
+    doc: np.ndarray  # the text each row came from (an index into the texts given)
+    truncated: np.ndarray  # per text: longer than the window
+    chunks: np.ndarray  # per text: rows made (1 unless chunked)
+    capped: np.ndarray  # per text: chunks `max_chunks` left out
+
+def encode_texts(
+    tokenizer,  # a fast `transformers` tokenizer
+    texts: Sequence,  # strings, or several fields' texts (see `tokenizer_inputs`)
+    max_length: int,  # the window in tokens, special tokens included
+    long_texts: str = "truncate",  # one of `LONG_TEXTS`
+    stride: int = -1,  # chunks: tokens consecutive chunks share; -1: a quarter of the window
+    max_chunks: int = 0,  # chunks: most chunks per text, spread evenly over it; 0: no cap
+) -> Encoded:
+    "Token ids of `texts` as training and prediction both feed them: cut, head-and-tail, or in overlapping chunks."
+    a, b = tokenizer_inputs(tokenizer, texts)
+    enc = tokenizer(a, b, truncation=False, verbose=False)
+    ids, types = enc["input_ids"], enc.get("token_type_ids") if b is not None else None
+    n, cut = len(ids), np.array([len(x) > max_length for x in ids], dtype=bool)
+    chunks, capped, long = np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.flatnonzero(cut)
+    if long_texts == "truncate" or not len(long):
+        if len(long):  # the tokenizer's own truncation: a pair loses tokens from its longer text first
+            short = tokenizer([a[i] for i in long], None if b is None else [b[i] for i in long], truncation=True, max_length=max_length)
+            for k, i in enumerate(long):
+                ids[i] = short["input_ids"][k]
+                if types is not None: types[i] = short["token_type_ids"][k]
+        return Encoded(ids, types, np.arange(n), cut, chunks, capped)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"long_texts={long_texts!r} needs a fast tokenizer (its token offsets); {type(tokenizer).__name__} is not one")
+    rows, row_types, doc = [], [] if types is not None else None, []
+    for i in range(n):
+        x, t = ids[i], None if types is None else types[i]
+        if cut[i]:
+            seq = np.array([-1 if s is None else s for s in enc.sequence_ids(i)])
+            special, parts = np.flatnonzero(seq < 0), [np.flatnonzero(seq == 0), np.flatnonzero(seq == 1)]
+            w = int(len(parts[1]) > len(parts[0]))  # the longer text is cut or windowed
+            other = parts[1 - w][:(max_length - len(special))//2]  # the other keeps up to half the window, in every row
+            body, room = parts[w], max_length - len(special) - len(other)
+            if long_texts == "head-tail":
+                head = round(room*HEAD_SHARE)
+                windows = [np.concatenate([body[:head], body[len(body) - (room - head):]])]
+            else:  # the tokenizer's overflowing windows: starts 0, step, 2*step, ... until one reaches the end
+                step = room - chunk_overlap(room, stride)
+                windows = [body[s:s + room] for s in range(0, max(1, len(body) - (room - step)), step)]
+                if max_chunks and len(windows) > max_chunks:
+                    keep = np.unique(np.round(np.linspace(0, len(windows) - 1, max_chunks)).astype(int))
+                    capped[i], windows = len(windows) - len(keep), [windows[k] for k in keep]
+                chunks[i] = len(windows)
+            x, t = np.asarray(x), None if t is None else np.asarray(t)
+            for win in windows:
+                keep = np.sort(np.concatenate([special, other, win]))
+                rows.append(x[keep].tolist()); doc.append(i)
+                if t is not None: row_types.append(t[keep].tolist())
+        else:
+            rows.append(x); doc.append(i)
+            if t is not None: row_types.append(t)
+    return Encoded(rows, row_types, np.asarray(doc, dtype=np.int64), cut, chunks, capped)
+
+# %% ../nbs/00a_data.ipynb #a7c1e009
+def long_texts_said(
+    handling: str,  # one of `LONG_TEXTS`
+    counts: dict[str, dict],  # per split: `texts`, `inputs`, `truncated` (longer than the window), `chunks_left_out`
+) -> str:
+    "One line on what the handling did to each split's long texts, for logs and summaries."
+    def one(split, c):
+        said = f"{split} {c['truncated']:,} of {c['texts']:,}"
+        if handling == "chunks": said += f" -> {c['inputs']:,} inputs" + (f", {c['chunks_left_out']:,} chunks over max_chunks left out" if c.get("chunks_left_out") else "")
+        return said
+    what = {"truncate": "cut to the head", "head-tail": "head and tail kept", "chunks": "in overlapping chunks, scores pooled"}[handling]
+    return f"long texts {what} ({handling}): " + "; ".join(one(k, c) for k, c in counts.items())
+
+def pool_scores(
+    scores: np.ndarray,  # one row of label scores per model input (chunk)
+    doc: np.ndarray,  # the text each row came from, 0..n-1
+    n: int,  # texts
+    pool: str = "mean",  # 'mean' of a text's chunks, or 'max': each label's best chunk
+    multi: bool = False,  # label sets (sigmoid scores, kept as they are); else max-pooled rows are renormalised to sum to 1
+) -> np.ndarray:
+    "One row of scores per text from its chunks' rows; rows of texts with one chunk are returned as they are."
+    scores, doc = np.asarray(scores), np.asarray(doc)
+    if len(doc) == n and (doc == np.arange(n)).all(): return scores
+    if pool == "mean":
+        out = np.zeros((n, scores.shape[1]), dtype=np.float64)
+        np.add.at(out, doc, scores)
+        out /= np.bincount(doc, minlength=n)[:, None]
+    else:
+        out = np.full((n, scores.shape[1]), -np.inf)
+        np.maximum.at(out, doc, scores)
+        if not multi: out /= out.sum(axis=1, keepdims=True)
+    return out.astype(scores.dtype)
+
 # %% ../nbs/00a_data.ipynb #59c66ed6
 @contextmanager
 def safe_weights(name: str):
@@ -394,17 +516,30 @@ def calibration(
 
 
 # %% ../nbs/00a_data.ipynb #5a0445bd
+def text_nll(
+    scores: np.ndarray,  # one row per text: probabilities, or logits with `from_logits`
+    labels: np.ndarray,  # label ids; label sets: a 0/1 matrix (rows x labels)
+    from_logits: bool = False,  # `scores` are logits: softmax (label sets: sigmoid) them, exactly in log space
+) -> float:
+    "Mean negative log-likelihood of `labels` (label sets: binary cross-entropy of every label's decision)."
+    from scipy.special import log_expit, log_softmax
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if y.ndim == 2:
+        pos, neg = (log_expit(s), log_expit(-s)) if from_logits else (np.log(np.clip(s, 1e-12, 1)), np.log(np.clip(1 - s, 1e-12, 1)))
+        return float(-(y*pos + (1 - y)*neg).mean())
+    logp = log_softmax(s, axis=1) if from_logits else np.log(np.clip(s, 1e-12, 1))
+    return float(-logp[np.arange(len(y)), y].mean())
+
 def fit_temperature(
-    logits: np.ndarray,  # validation logits, one row per example
+    logits: np.ndarray,  # validation logits, one row per example (or per chunk, with `pooled`)
     labels: np.ndarray,  # their label ids; label sets: a 0/1 matrix (rows x labels)
+    pooled: Callable | None = None,  # chunked texts: T -> (each text's pooled probabilities, its labels); the NLL is the texts'
 ) -> float:
     "The temperature T in [0.05, 20] that minimises the negative log-likelihood of softmax(logits / T) (Guo et al., 2017); label sets: of every sigmoid(logit / T)."
     from scipy.optimize import minimize_scalar
-    from scipy.special import log_expit, log_softmax
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-    if labels.ndim == 2:  # label sets: the binary cross-entropy of every label's decision
-        nll = lambda log_t: -(labels*log_expit(logits/np.exp(log_t)) + (1 - labels)*log_expit(-logits/np.exp(log_t))).mean()
-    else: nll = lambda log_t: -log_softmax(logits/np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
+    if pooled is not None: nll = lambda log_t: text_nll(*pooled(np.exp(log_t)))
+    else: nll = lambda log_t: text_nll(logits/np.exp(log_t), labels, from_logits=True)
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20)), method="bounded").x))
 
 def scale_head(model, temperature: float):

@@ -19,7 +19,7 @@ from .baseline import DESCRIPTION, fit_baseline
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, get_logger,
                               json_default, library_versions, parse_target, run_folder, set_threads, setting, setting_name,
                               switch_on)
-from .data import (MissingFieldError, check_text_field, examples_text_field, joined, load_clean_dataset, read_jsonl, split_frame,
+from .data import (LONG_TEXTS, POOLS, MissingFieldError, check_long_texts, check_text_field, examples_text_field, joined, load_clean_dataset, read_jsonl, split_frame,
                               text_fields, text_json)
 from .labelsets import binarize, is_multi_label
 from .metrics import label_calibration, probable_label_errors, probable_set_errors, set_report, top1_calibration, topk_metrics
@@ -54,6 +54,9 @@ class EvalSettings:
     overwrite: bool = setting(False, "start `output` afresh, even if another model wrote it")
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     quantize: bool = setting(False, "CPU only: int8 dynamic quantisation of the linear layers, faster with slightly different scores")
+    long_texts: str = setting("", "texts longer than the window: 'truncate', 'head-tail' or 'chunks'; empty: as the model was trained")
+    pool: str = setting("", "chunks: a text's score from its chunks', 'mean' or 'max'; empty: as the model was trained")
+    max_chunks: int = setting(-1, "chunks: most chunks per text (0: no cap); -1: as the model was trained")
     zero_shot_model: str = setting("", "NLI model for a zero-shot baseline on the same rows; empty: none")
     baseline: bool = setting(True, "fit TF-IDF + logistic regression on the model's training rows and score it on the same rows (seconds)")
     wandb_project: str = setting("finetune-nb", "W&B project")
@@ -67,6 +70,8 @@ class EvalSettings:
         if self.examples or self.text_field: self.text_field = check_text_field(self.text_field, self.label_field or None, errors)
         errors += [f"`{k}` must be >= 1, got {getattr(self, k)}" for k in ("batch_size", "top_k") if getattr(self, k) < 1]
         errors += [f"`{k}` must be >= 0, got {getattr(self, k)}" for k in ("max_samples", "threads") if getattr(self, k) < 0]
+        errors += check_long_texts(self.long_texts or LONG_TEXTS[0], self.pool or POOLS[0], -1, max(0, self.max_chunks))
+        if self.max_chunks < -1: errors.append(f"`max_chunks` must be -1 (as the model was trained), 0 (no cap) or more, got {self.max_chunks}")
         try: check_wandb_mode(self.wandb_mode)
         except ValueError as e: errors.append(str(e))
         for name, kind in (("dataset", "dataset"), ("model", "model")):
@@ -221,7 +226,9 @@ def evaluate(
     "Predict the rows, append records to `output` (resuming), score them, and write `metrics.json` beside it."
     t0 = time.time()
     set_threads(s.threads)
-    clf = Classifier(model, s.revision or None, quantize=s.quantize)
+    clf = Classifier(model, s.revision or None, quantize=s.quantize, long_texts=s.long_texts, pool=s.pool, max_chunks=s.max_chunks)
+    chunked = clf.long_texts["handling"] == "chunks"
+    done_texts = done_inputs = 0; busy = 0.0  # this run's prediction: texts, model inputs (chunks), seconds
     rows, source = load_rows(s, dataset, examples_text_field(clf.text_fields, s.text_field) if s.examples else None)
     if clf.multi:  # a plain string among label lists is a one-label set
         if any(isinstance(l, list) for l in rows["label"]):
@@ -245,12 +252,14 @@ def evaluate(
     with tqdm(total=len(todo), desc="evaluating", unit="text", disable=len(todo) < 2*chunk) as bar:
         for start in range(0, len(todo), chunk):
             part = todo.iloc[start:start + chunk]
+            t1 = time.perf_counter()
             labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size, keep_probs=True)
+            busy += time.perf_counter() - t1; done_texts += len(part); done_inputs += int(clf.chunks.sum())
             keep = part["label"].notna().to_numpy()  # every label's score of the labelled rows, just before their records
             append_probs(probs_out, part["id"][keep], clf.probs[keep], clf.fingerprint)
             sets = clf.sets if clf.multi else [None]*len(part)
-            append_records(out, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c, p)
-                                 for r, l, sc, c, p in zip(part.itertuples(), labels, scores, clf.cut, sets)])
+            append_records(out, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c, p, n if chunked else None)
+                                 for r, l, sc, c, p, n in zip(part.itertuples(), labels, scores, clf.cut, sets, clf.chunks)])
             bar.update(len(part))
     recs = {r["id"]: r for r in read_records(out)}
     records = pd.DataFrame([recs[i] for i in rows["id"] if i in recs])
@@ -259,7 +268,13 @@ def evaluate(
                "problem_type": clf.problem_type, **source,
                "rows": len(records), "labelled": len(labelled), "unlabelled": len(records) - len(labelled),
                "truncated": {"max_length": clf.max_length,
-                             "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0}}
+                             "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0},
+               "long_texts": {**clf.long_texts, **({"inputs": int(records["chunks"].fillna(1).sum()) if "chunks" in records else len(records),
+                                                    "chunked_rows": int((records["chunks"].fillna(1) > 1).sum()) if "chunks" in records else 0}
+                                                   if chunked else {})},
+               "throughput": {"texts": done_texts, "inputs": done_inputs, "seconds": round(busy, 3),  # this run's prediction (resumed rows excluded)
+                              "texts_per_second": round(done_texts/busy, 2) if busy else None,
+                              "inputs_per_second": round(done_inputs/busy, 2) if busy else None}}
     if len(labelled) and clf.multi: _score_sets(metrics, clf, labelled, probs_out, out, s, k)
     elif len(labelled):
         metrics["fine_tuned"] = topk_metrics(labelled["label"].tolist(), labelled["top_labels"].tolist(), clf.labels, k)
@@ -319,8 +334,12 @@ def run_eval(s: EvalSettings) -> EvalResult:
             "the TF-IDF baseline beats the fine-tuned model on macro-F1 (%.4f > %.4f): more epochs, data or another base model may help",
             b["macro_f1"], m["fine_tuned"]["macro_f1"])
     if m["unlabelled"]: logger.info("%d unlabelled rows predicted (no correctness flags)", m["unlabelled"])
-    if m["truncated"]["rows"]: logger.info("%d texts were longer than %d tokens and cut, as in training", m["truncated"]["rows"],
-                                           m["truncated"]["max_length"])
+    if m["truncated"]["rows"]: logger.info("%d texts were longer than %d tokens: %s", m["truncated"]["rows"], m["truncated"]["max_length"],
+                                           {"truncate": "cut to the head", "head-tail": "their head and tail kept",
+                                            "chunks": f"read in {m['long_texts'].get('inputs', 0):,} chunks in all, scores pooled by {m['long_texts']['pool']}"}
+                                           [m["long_texts"]["handling"]])
+    if (t := m["throughput"])["seconds"]: logger.info("prediction: %.1f texts/s, %.1f model inputs/s (%d texts, %d inputs, %.1f s)",
+                                                     t["texts_per_second"], t["inputs_per_second"], t["texts"], t["inputs"], t["seconds"])
     if not model.startswith("hf://") and Path(model).exists():
         if update_card(model, m): logger.info("test metrics added to %s/README.md", model)
     else:  # a Hub model: one commit of its README.md, when the token in force may write

@@ -14,6 +14,7 @@ from pathlib import Path
 from .clean import run_clean
 from .core import (SettingsError, flag, get_logger, hub_local_dir, json_default, library_versions, parse_target, redact,
                               renamed_settings, setting_names, setup_logging)
+from .data import long_texts_said
 from .evaluation import run_eval
 from .plan import (NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, continue_run, is_run_dir, make_plan, process_id,
                               run_status)
@@ -155,7 +156,8 @@ def collect(record: dict, plan: Plan) -> dict:
         if local and (local/"learning_curves.png").is_file(): art["learning_curves"] = str(local/"learning_curves.png")
         if local and (train := _read(local/"train_metrics.json")):
             res["train"] = {"rows": train["rows"], "validation": train["validation"], "epochs": train["epochs_done"],
-                            "device": train["device"]["type"], "learning_rate": train["learning_rate"], "seconds": train["seconds"]}
+                            "device": train["device"]["type"], "learning_rate": train["learning_rate"], "seconds": train["seconds"],
+                            "max_length": train.get("max_length"), "long_texts": train.get("long_texts")}
             record.setdefault("resolved", {})["base_model"] = train["base_model"]
             if (li := train.get("label_issues")) and Path(li["file"]).is_file():
                 art["train_label_issues"] = li["file"]; res["train_label_issues"] = {"rows": li["flagged"], "of": li["rows"], "folds": li["folds"]}
@@ -168,7 +170,7 @@ def collect(record: dict, plan: Plan) -> dict:
                 if ev.get(k): art[k] = ev[k]
             if li := ev.get("label_issues"): art["label_issues"] = li["file"]; res["label_issues"] = {k: li[k] for k in ("rows", "of")}
             res["test"] = {k: ev.get(k) for k in ("problem_type", "dataset", "examples", "split", "rows", "labelled", "unlabelled",
-                                                  "fine_tuned", "baseline", "zero_shot") if k in ev}
+                                                  "fine_tuned", "baseline", "zero_shot", "truncated", "long_texts", "throughput") if k in ev}
             for part in ("fine_tuned", "baseline", "zero_shot"):  # the summary needs the scores, not the matrices
                 if isinstance(res["test"].get(part), dict):
                     res["test"][part] = {k: v for k, v in res["test"][part].items() if not isinstance(v, (dict, list))}
@@ -191,6 +193,21 @@ def _set_metrics_table(res: dict) -> list[str]:
     if not rows: return []
     return ["", "| metrics (label sets) | rows | subset acc. | macro-F1 | micro-F1 | samples-F1 | Hamming loss | P@1 | R@3 |",
             "|---|---|---|---|---|---|---|---|---|", *(f"| {n} | {r} | " + " | ".join(_f(m.get(k)) for k in keys) + " |" for n, r, m in rows)]
+
+def _long_texts_said(res: dict) -> list[str]:
+    "The summary's line on texts longer than the window: how many per split, and what training and evaluation did with them."
+    tr, test = res.get("train", {}), res.get("test", {})
+    lt, cut = tr.get("long_texts") or {}, test.get("truncated") or {}
+    if not (any(c.get("truncated") for c in (lt.get("inputs") or {}).values()) or cut.get("rows")): return []
+    said = [long_texts_said(lt["handling"], lt["inputs"]) + f" (max_length {tr.get('max_length')})"] if lt.get("inputs") else []
+    if cut.get("rows"):
+        ev = test.get("long_texts") or {}
+        said.append(f"evaluation: {cut['rows']:,} of {test.get('rows', 0):,} texts longer than {cut['max_length']} tokens, "
+                    + (f"read in {ev.get('inputs', 0):,} inputs, scores pooled by {ev.get('pool')}" if ev.get("handling") == "chunks"
+                       else f"handled by {ev.get('handling', 'truncate')}"))
+    if (t := test.get("throughput") or {}).get("seconds"):
+        said.append(f"prediction {t['texts_per_second']:,} texts/s, {t['inputs_per_second']:,} model inputs/s")
+    return ["", "**Long texts**: " + "; ".join(said) + "."]
 
 def summary(record: dict) -> str:
     "The run as Markdown: data, metrics, artefacts and W&B."
@@ -233,6 +250,7 @@ def summary(record: dict) -> str:
     elif b and "macro_f1" in b and (f := test.get("fine_tuned")) and b["macro_f1"] > f["macro_f1"]:
         out += ["", f"**The TF-IDF baseline beats the fine-tuned model** on macro-F1 ({b['macro_f1']:.3f} > {f['macro_f1']:.3f})."]
     if test.get("unlabelled"): out += ["", f"{test['unlabelled']} unlabelled examples were predicted without correctness flags."]
+    out += _long_texts_said(res)
     if art.get("class_balance"): out += ["", f"**Class balance** before and after cleaning: `{art['class_balance']}`."]
     if art.get("learning_curves"): out += ["", f"**Learning curves**: `{art['learning_curves']}`."]
     if (ece := (test.get("fine_tuned") or {}).get("ece")) is not None:

@@ -93,6 +93,10 @@ class OrchestrateSettings:
     label_issue_folds: int = inherit(TrainSettings, "label_issue_folds", "train")
     eval_steps: int = inherit(TrainSettings, "eval_steps", "train")
     max_train_samples: int = inherit(TrainSettings, "max_train_samples", "train")
+    long_texts: str = setting("", "texts longer than max_length: 'truncate', 'head-tail' or 'chunks'; empty: 'chunks' when training, an existing model's own when evaluating it", "train")
+    stride: int = inherit(TrainSettings, "stride", "train")
+    max_chunks: int = setting(-1, "chunks: most chunks per text, spread evenly (0: no cap); -1: 16 when training, an existing model's own when evaluating it", "train")
+    pool: str = setting("", "chunks: a text's score from its chunks', 'mean' or 'max'; empty: 'mean' when training, an existing model's own when evaluating it", "train")
     resume: bool = inherit(TrainSettings, "resume", "train", "continue a stopped run: give its folder in place of the dataset (runs/<time>-<name>); or training from checkpoint_dir")
 
     model_revision: str = setting("", "branch, tag or commit of an existing Hub `model`; empty: the default branch", "eval")
@@ -211,6 +215,8 @@ def train_settings(s: OrchestrateSettings, run_dir: Path, dataset: str) -> Train
         learning_rate=s.learning_rate, warmup=s.warmup, seed=s.seed, val_size=s.val_size, class_weights=s.class_weights,
         early_stopping_patience=s.early_stopping_patience, temperature_scaling=s.temperature_scaling,
         label_issue_folds=s.label_issue_folds, eval_steps=s.eval_steps, max_train_samples=s.max_train_samples,
+        **{k: v for k, v in (("long_texts", s.long_texts), ("stride", s.stride), ("max_chunks", s.max_chunks), ("pool", s.pool))
+           if v not in ("", -1)},  # unset: the training step's defaults
         wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name, resume=s.resume,
         threads=s.threads, private=s.private)
 
@@ -221,7 +227,8 @@ def eval_settings(s: OrchestrateSettings, run_dir: Path, model: str, dataset: st
         examples=_abs(s.examples) if s.examples else "", text_field=s.text_field, label_field=s.label_field,
         batch_size=s.eval_batch_size, top_k=s.top_k, max_samples=s.max_eval_samples,
         output=run_paths(s, run_dir)["predictions"], overwrite=s.overwrite, threads=s.threads,
-        zero_shot_model=s.zero_shot_model, baseline=s.baseline, quantize=s.quantize, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name)
+        zero_shot_model=s.zero_shot_model, baseline=s.baseline, quantize=s.quantize, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name,
+        **({"long_texts": s.long_texts, "pool": s.pool, "max_chunks": s.max_chunks} if s.model else {}))  # a model trained here: as it was trained
 
 # %% ../nbs/04a_plan.ipynb #8d9622ba
 @dataclass
@@ -294,7 +301,7 @@ CLEAN_SHAPES = ("text_field", "label_field", "test_size", "seed", "near_dup_thre
                 "min_per_label", "max_per_label")  # the settings that decide what a cleaning publishes
 TRAIN_SHAPES = ("base_model", "revision", "epochs", "max_length", "batch_size", "gradient_accumulation", "learning_rate", "warmup",
                 "seed", "val_size", "class_weights", "early_stopping_patience", "temperature_scaling", "max_train_samples",
-                "wandb_group")  # ... what a training publishes (`wandb_group` is the run's own name: another run's model is not this one's)
+                "long_texts", "stride", "max_chunks", "pool", "wandb_group")  # ... what a training publishes (`wandb_group` is the run's own name: another run's model is not this one's)
 
 def _file_sha256(path: str | Path) -> str | None:
     import hashlib

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .core import detect_device, get_logger, parse_target
-from .data import MAX_LENGTH, effective_max_length, joined, safe_weights, tokenizer_inputs
+from .data import MAX_LENGTH, Encoded, check_long_texts, effective_max_length, encode_texts, joined, pool_scores, safe_weights
 from .labelsets import MULTI, SINGLE
 
 logger = get_logger(__name__)
@@ -32,6 +32,9 @@ class Classifier:
         device: str | None = None,  # 'cuda', 'mps' or 'cpu'; None: the best available
         max_length: int = MAX_LENGTH,  # longest input in tokens (capped by the length the model was trained at)
         quantize: bool = False,  # CPU only: int8 dynamic quantisation of the linear layers (faster, slightly different scores)
+        long_texts: str = "",  # texts longer than `max_length`: 'truncate', 'head-tail' or 'chunks'; empty: as the model was trained
+        pool: str = "",  # chunks: 'mean' or 'max' of a text's chunks' scores; empty: as the model was trained
+        max_chunks: int = -1,  # chunks: most chunks per text (0: no cap); -1: as the model was trained
     ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -60,6 +63,16 @@ class Classifier:
         tuned = getattr(cfg, "finetune_nb_thresholds", None) or {}
         self.thresholds = np.array([float(tuned.get(l, 0.5)) for l in self.labels], dtype=np.float32)
         self.text_fields: list[str] = list(getattr(cfg, "finetune_nb_text_fields", None) or [])  # several: the fields it reads, in order
+        trained = getattr(cfg, "finetune_nb_long_texts", None) or {}  # a model trained before the setting existed truncated
+        self._trained_long = {"handling": trained.get("handling", "truncate"), "pool": trained.get("pool", "mean"),
+                              "max_chunks": int(trained.get("max_chunks", 0))}
+        self.long_texts = {"handling": long_texts or trained.get("handling", "truncate"), "stride": int(trained.get("stride", -1)),
+                           "max_chunks": int(max_chunks if max_chunks >= 0 else trained.get("max_chunks", 0)),
+                           "pool": pool or trained.get("pool", "mean")}
+        if errors := check_long_texts(*(self.long_texts[k] for k in ("handling", "pool", "stride", "max_chunks"))):
+            raise ValueError(f"{self.name}: " + "; ".join(errors))
+        self.chunks = np.zeros(0, dtype=np.int64)  # how many chunks each text of the last `predict` was read in (1 unless chunked)
+        self.capped = np.zeros(0, dtype=np.int64)  # chunks `max_chunks` left out of each text of the last `predict`
         self.sets: list[list[str]] = []  # label sets: the predicted set of each text of the last `predict`, input order
         self.cut = np.zeros(0, dtype=bool)  # which texts of the last `predict` were longer than `max_length`
         self.token_types: list[list[int]] | None = None  # a text pair's segments (token type ids), from the last `encode`
@@ -68,28 +81,26 @@ class Classifier:
     @functools.cached_property
     def fingerprint(self) -> str:
         "What identifies these weights: the Hub commit, or a hash of a local folder's config and weights."
-        if commit := getattr(self.model.config, "_commit_hash", None): return commit + ("+int8" if self.quantized else "")
+        if commit := getattr(self.model.config, "_commit_hash", None): return commit + ("+int8" if self.quantized else "") + self._long_texts_suffix()
         h, folder = hashlib.sha256(), Path(self.name)
         for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder/"config.json"]:
             if f.is_file():
                 with open(f, "rb") as fh:
                     for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
-        return "sha256:" + h.hexdigest()[:16] + ("+int8" if self.quantized else "")
+        return "sha256:" + h.hexdigest()[:16] + ("+int8" if self.quantized else "") + self._long_texts_suffix()
 
-    def encode(self, texts: list) -> tuple[list[list[int]], np.ndarray]:
-        "Token ids of each text (several fields: a tuple, encoded as in training), cut at `max_length` as in training, and which were cut."
-        a, b = tokenizer_inputs(self.tokenizer, texts)
-        enc = self.tokenizer(a, b, truncation=False, verbose=False)
-        ids, self.token_types = enc["input_ids"], enc.get("token_type_ids") if b is not None else None  # a pair's segments
-        cut = np.array([len(x) > self.max_length for x in ids], dtype=bool)
-        if cut.any():
-            long = np.nonzero(cut)[0]
-            short = self.tokenizer([a[i] for i in long], None if b is None else [b[i] for i in long], truncation=True,
-                                   max_length=self.max_length)
-            for k, i in enumerate(long):
-                ids[i] = short["input_ids"][k]
-                if self.token_types is not None: self.token_types[i] = short["token_type_ids"][k]
-        return ids, cut
+    def _long_texts_suffix(self) -> str:
+        "Long texts handled otherwise than in training change the predictions: `+head-tail`, `+chunks:max:16`, ... (empty when as trained)."
+        now = {k: self.long_texts[k] for k in self._trained_long}
+        if now == self._trained_long or (now["handling"] == self._trained_long["handling"] != "chunks"): return ""
+        return f"+{now['handling']}" + (f":{now['pool']}:{now['max_chunks']}" if now["handling"] == "chunks" else "")
+
+    def encode(self, texts: list) -> Encoded:
+        "Model inputs of `texts` (several fields: tuples or `{field: text}`) as in training: long ones cut, head-and-tail, or chunked."
+        e = encode_texts(self.tokenizer, texts, self.max_length, self.long_texts["handling"], self.long_texts["stride"],
+                         self.long_texts["max_chunks"])
+        self.token_types, self.cut, self.chunks, self.capped = e.token_type_ids, e.truncated, e.chunks, e.capped
+        return e
 
     def predict(
         self,
@@ -102,7 +113,9 @@ class Classifier:
         "Top-k labels (best first) and their scores for each text, in input order: softmax scores, or label sets' sigmoid scores (and `sets`)."
         import torch
         k = min(top_k, len(self.labels))
-        enc, self.cut = self.encode(texts)
+        e = self.encode(texts)
+        if len(e.doc) > len(texts): return self._predict_chunks(e, k, batch_size, progress, keep_probs)
+        enc = e.input_ids
         order = np.argsort([len(x) for x in enc], kind="stable")
         top_ids, top_scores = np.zeros((len(enc), k), dtype=np.int64), np.zeros((len(enc), k), dtype=np.float32)
         self.probs = np.zeros((len(enc) if keep_probs else 0, len(self.labels)), dtype=np.float32)
@@ -124,6 +137,24 @@ class Classifier:
                 if keep_probs: self.probs[idx] = probs.cpu().numpy()
         self.sets = sets if self.multi else []
         return [[self.labels[j] for j in row] for row in top_ids], top_scores
+
+    def _predict_chunks(self, e: Encoded, k: int, batch_size: int, progress: bool, keep_probs: bool):
+        "`predict` when some texts were chunked: every chunk scored, each text's chunks pooled, top-k and sets from the pooled scores."
+        import torch
+        order, n = np.argsort([len(x) for x in e.input_ids], kind="stable"), len(e.truncated)
+        chunk_probs = np.zeros((len(e.input_ids), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), batch_size), desc="predicting", unit="batch", disable=not progress, leave=False):
+                idx = order[start:start + batch_size]
+                feats = {"input_ids": [e.input_ids[i] for i in idx]}
+                if e.token_type_ids is not None: feats["token_type_ids"] = [e.token_type_ids[i] for i in idx]
+                logits = self.model(**self.tokenizer.pad(feats, return_tensors="pt").to(self.device)).logits.float()
+                chunk_probs[idx] = (logits.sigmoid() if self.multi else logits.softmax(-1)).cpu().numpy()
+        probs = pool_scores(chunk_probs, e.doc, n, self.long_texts["pool"], self.multi)
+        top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        self.sets = [[self.labels[c] for c in np.flatnonzero(p >= self.thresholds)] for p in probs] if self.multi else []
+        self.probs = probs if keep_probs else np.zeros((0, len(self.labels)), dtype=np.float32)
+        return [[self.labels[j] for j in row] for row in top_ids], np.take_along_axis(probs, top_ids, axis=1)
 
 # %% ../nbs/03a_predict.ipynb #641ebf19
 def zero_shot_top(

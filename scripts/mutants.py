@@ -38,6 +38,7 @@ class Mutant:
 EV, CL, CO, TR, FA, FF, NB, HU = ("tests/test_evaluation.py", "tests/test_clean.py", "tests/test_core.py", "tests/test_train.py",
                                   "tests/test_faults.py", "tests/test_failfirst.py", "tests/test_notebooks.py", "tests/test_hub.py")
 ML = "tests/test_multilabel.py"  # label sets (issue 23)
+LT = "tests/test_long.py"  # long texts (issue 24)
 FI = "tests/test_fields.py"  # several text fields (issue 24)
 nb = lambda name: f"{NB}::test_notebook_runs[{name}]"
 
@@ -193,6 +194,23 @@ MUTANTS = [
     Mutant("examples-fields-ignored", "examples read from the model's field names whatever `--text-field` names",
            "data", "        if len(names) == len(model_fields): return names", "        if len(names) == len(model_fields): return list(model_fields)",
            [f"{FI}::test_the_model_reads_examples_from_its_fields_or_from_as_many_named"]),
+    # long texts (issue 24)
+    Mutant("pools-swapped", "a chunked text's scores pooled by max when mean was asked (and mean for max)",
+           "data", '    if pool == "mean":\n        out = np.zeros', '    if pool != "mean":\n        out = np.zeros',
+           [f"{LT}::test_pooled_scores_are_each_chunks_own_scores_averaged_or_maxed", nb("00a_data.ipynb")], notebook="00a_data.ipynb"),
+    Mutant("chunk-labels-by-position", "chunks labelled by their row position, not their text: after the first chunked text, "
+           "chunks carry their neighbours' labels",
+           "train", '"labels": [labels[d] for d in e.doc]', '"labels": [labels[min(k, len(labels) - 1)] for k in range(len(e.doc))]',
+           [f"{LT}::test_training_and_prediction_feed_the_model_the_same_chunks"]),
+    Mutant("head-tail-is-head", "head-tail keeps only the head (the tail never reaches the model)",
+           "data", "windows = [np.concatenate([body[:head], body[len(body) - (room - head):]])]", "windows = [body[:room]]",
+           [f"{LT}::test_the_signal_in_the_middle_reaches_the_model_only_in_chunks"]),
+    Mutant("max-chunks-keeps-the-first", "`max_chunks` keeps a text's first chunks, so the end of a long text is never read",
+           "data", "keep = np.unique(np.round(np.linspace(0, len(windows) - 1, max_chunks)).astype(int))",
+           "keep = np.arange(max_chunks)", [nb("00a_data.ipynb")], notebook="00a_data.ipynb"),
+    Mutant("examples-ignore-the-models-handling", "`--model M --examples` cuts long texts whatever the model was trained with",
+           "predict", '"handling": long_texts or trained.get("handling", "truncate")', '"handling": long_texts or "truncate"',
+           [f"{LT}::test_examples_are_read_as_the_model_was_trained_unless_told_otherwise"]),
 ]
 
 

@@ -325,7 +325,7 @@ def test_texts_with_line_separators_survive_the_records(world, tmp_path):
 
 
 def test_evaluation_cuts_texts_where_training_did(tmp_path):
-    "A model trained at max_length=32 carries that length (tokenizer, card), and evaluation cuts exactly the texts training would."
+    "A model trained at max_length=32 carries that length (tokenizer, card), and evaluation cuts exactly the texts training would (`long_texts='truncate'`; chunks: tests/test_long.py)."
     from transformers import AutoTokenizer
     words = ["my", "card", "is", "the", "new", "pin", "where", "how", "change", "account"]  # a token each, for the tiny tokenizer
     rows = [{"text": f"{topic} " + " ".join(words[(i + k) % 10] for k in range(4 + 6*i)), "label": topic}
@@ -335,7 +335,7 @@ def test_evaluation_cuts_texts_where_training_did(tmp_path):
                                       near_dup_threshold=1.0, test_size=0.5))
     base = tiny_deberta(tmp_path/"base", ["x", "y"])
     res, model = run_train(TrainSettings(dataset=data.location, base_model=str(base), target=str(tmp_path/"model"), epochs=1,
-                                         batch_size=4, max_length=32, wandb_mode="disabled", threads=1))
+                                         batch_size=4, max_length=32, long_texts="truncate", wandb_mode="disabled", threads=1))
     published = json.loads((tmp_path/"model"/"tokenizer_config.json").read_text())
     assert published["model_max_length"] == 32 and AutoTokenizer.from_pretrained(base).model_max_length > 32
     assert "cuts inputs at 32 tokens" in (tmp_path/"model"/"README.md").read_text()

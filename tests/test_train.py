@@ -100,7 +100,7 @@ def test_unseen_test_label_is_an_error_before_training(data, tmp_path, monkeypat
 
 
 def test_truncation_is_counted(data, tmp_path):
-    res, _ = run_train(settings(data, tmp_path, max_length=8, epochs=1))
+    res, _ = run_train(settings(data, tmp_path, max_length=8, epochs=1, long_texts="truncate"))
     tok = AutoTokenizer.from_pretrained(data["base"])
     texts = res.trainer.train_dataset["input_ids"]
     assert res.info["max_length"] == 8 and all(len(x) <= 8 for x in texts)
