@@ -25,9 +25,9 @@ from .train import resolve_base_model
 # %% auto #0
 __all__ = ['KERNEL', 'DDP_TIMEOUT_S', 'Report', 'PreflightError', 'check_jsonl', 'label_sets_note', 'check_labels',
            'check_dataset', 'weights_size', 'fp32_size', 'check_pickles', 'model_shape', 'check_lengths',
-           'model_text_fields', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb', 'check_writable',
-           'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_values', 'check_model_data',
-           'notebooks_dir', 'process_state', 'preflight']
+           'model_long_texts', 'model_text_fields', 'check_model', 'check_device', 'check_hub_targets', 'check_wandb',
+           'check_writable', 'checkpoint_bytes', 'free_bytes', 'check_disk', 'check_kernel', 'check_values',
+           'check_model_data', 'notebooks_dir', 'process_state', 'preflight']
 
 # %% ../nbs/04b_preflight.ipynb #f9ccfc1f
 @dataclass
@@ -236,6 +236,11 @@ def check_lengths(
                 f"(median {int(np.median(n[over]))} tokens, longest {n.max()}; of all their tokens {np.minimum(n, L).sum()/n.sum():.0%} "
                 f"fall within it): {said[long_texts]}")
 
+def model_long_texts(model: str) -> dict | None:
+    "How a local model folder reads long texts (its config's `finetune_nb_long_texts`; `{}`: cut, as before the setting); None when unknown here."
+    try: return dict(json.loads((Path(model).expanduser()/"config.json").read_text()).get("finetune_nb_long_texts") or {})
+    except (OSError, ValueError, AttributeError, TypeError): return None
+
 def model_text_fields(model: str) -> list[str] | None:
     "The text fields a local model folder reads (its config's `finetune_nb_text_fields`; `[]`: one text); None when unknown here."
     try: return list(json.loads((Path(model).expanduser()/"config.json").read_text()).get("finetune_nb_text_fields") or [])
@@ -443,7 +448,7 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     plan, r = make_plan(s, run_dir), Report()
     for e in plan.errors: r.problem(e)
     if not plan.names: r.problem(f"nothing to run: skip={s.skip}, stop_after={s.stop_after!r} leave no step")
-    steps, kind, paths, labels, scan = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir), None, None
+    steps, kind, paths, labels, scan, ex = plan.names, dataset_kind(s.dataset), run_paths(s, plan.run_dir), None, None, None
     continuing = s.resume and is_run_dir(plan.run_dir)  # `continue_run` made these settings: the folder is the run's own
     if plan.run_dir.exists() and (not plan.run_dir.is_dir() or any(plan.run_dir.iterdir())) and not continuing:
         r.problem(f"run folder {plan.run_dir} already exists and is not empty; choose another {setting_name('name')} or {setting_name('run_dir')}")
@@ -492,7 +497,11 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         if not s.resume and not s.overwrite and out.is_dir() and any(out.glob("checkpoint-*")):
             r.problem(f"{setting_name('checkpoint_dir')} {out} holds checkpoints; pass {setting_name('resume')} to continue that run, or {setting_name('overwrite')} to start again")
         if s.resume and not any(out.glob("checkpoint-*")): r.note(f"{setting_name('resume')}: {out} holds no checkpoint; training starts afresh")
-    if s.model and "eval" in steps: check_model(s.model, s.model_revision or None, setting_name("model"), r)
+    if s.model and "eval" in steps:
+        if check_model(s.model, s.model_revision or None, setting_name("model"), r) is not None and ex and (e := plan.steps.get("eval")) \
+                and (lt := model_long_texts(s.model)) is not None:  # the model's own tokenizer, window and handling (or the run's)
+            check_lengths(ex, s.model, None, MAX_LENGTH, r, e.long_texts or lt.get("handling", "truncate"), int(lt.get("stride", -1)),
+                          e.max_chunks if e.max_chunks >= 0 else int(lt.get("max_chunks", 0)))
     if s.zero_shot_model and "eval" in steps: check_model(s.zero_shot_model, None, setting_name("zero_shot_model"), r)
     if "eval" in steps:
         pred = Path(paths["predictions"])

@@ -234,6 +234,19 @@ def test_the_plan_says_how_long_texts_will_be_read_and_what_they_cost(base, tmp_
     assert code == 0 and "keeps each one's first quarter and last three quarters of 40 tokens (long_texts='head-tail')" in out + err
 
 
+def test_the_plan_of_examples_says_how_the_model_will_read_them(long_run, tmp_path, capsys):
+    "`--model M --examples FILE`: counted with the model's own tokenizer at its window, read by its handling (or the one given)."
+    record = json.loads((long_run/"run.json").read_text())
+    model = record["artefacts"]["model"]["local"]
+    f = documents(tmp_path/"new.jsonl", n=3)
+    flags = ["--label-field", "label", "--wandb-mode", "disabled", "--dry-run"]
+    code, out, err = run(capsys, ["--model", model, "--examples", str(f), "--runs-dir", str(tmp_path/"a"), *flags])
+    assert code == 0 and "are longer than the 48-token window" in out + err
+    assert "the run reads each in overlapping 48-token chunks (long_texts='chunks')" in out + err and "max_chunks=5" in out + err
+    code, out, err = run(capsys, ["--model", model, "--examples", str(f), "--long-texts", "truncate", "--runs-dir", str(tmp_path/"b"), *flags])
+    assert code == 0 and "the run cuts each at 48 tokens and keeps the head (long_texts='truncate')" in out + err
+
+
 def test_long_texts_run_the_same_under_papermill(base, tmp_path, long_run):
     runs = tmp_path/"runs"
     f = documents(tmp_path/"docs.jsonl")
