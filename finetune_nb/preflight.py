@@ -221,7 +221,7 @@ def check_lengths(
     a, b = tokenizer_inputs(tok, scan.sample)
     n = np.array([len(x) for x in tok(a, b, truncation=False, verbose=False)["input_ids"]])
     what, over = (f"{len(n):,} texts sampled from its {scan.rows:,}" if scan.rows > len(n) else f"its {len(n):,} texts"), n > L
-    if not over.any(): return report.note(f"{scan.path.name}: none of {what} is longer than the {L}-token window (the longest: {n.max()})")
+    if not over.any(): return report.note(f"{scan.path.name}: all {what} fit in the {L}-token window (the longest: {n.max()} tokens)")
     said = {"truncate": f"the run cuts each at {L} tokens and keeps the head (long_texts='truncate')",
             "head-tail": f"the run keeps each one's first quarter and last three quarters of {L} tokens (long_texts='head-tail')"}
     if long_texts == "chunks":
