@@ -74,3 +74,12 @@ def test_the_several_fields_figures_are_the_fields_tests_constants():
     r = row("Several text fields")
     assert f"{F.BAD_INPUTS} of {F.BAD_INPUTS} kinds of bad setting or file refused" in r
     assert hasattr(F, "test_the_model_reads_examples_from_its_fields_or_from_as_many_named")
+
+
+def test_the_long_text_figures_are_the_long_text_tests_constants():
+    import test_long as L
+    r = row("Long texts")
+    assert f"{L.BAD_INPUTS} of {L.BAD_INPUTS} kinds of bad long-text setting refused" in r
+    for t in ("test_chunks_are_the_tokenizers_own_overflowing_windows", "test_training_and_prediction_feed_the_model_the_same_chunks",
+              "test_pooled_scores_are_each_chunks_own_scores_averaged_or_maxed", "test_short_texts_train_and_predict_the_same_whatever_the_handling"):
+        assert hasattr(L, t), t
