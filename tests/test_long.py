@@ -139,7 +139,6 @@ def test_a_long_two_field_run_reads_every_text_in_chunks_through_every_step(long
     tok = AutoTokenizer.from_pretrained(str(model))
     e = encode_texts(tok, [(r["text"]["subject"], r["text"]["body"]) for r in recs], 48, "chunks", -1, 5)
     assert [r["chunks"] for r in recs] == e.chunks.tolist() and [r["truncated"] for r in recs] == e.truncated.tolist()
-    assert any(r["chunks"] == 1 for r in recs) or not any(r["text"]["subject"] == "short" for r in recs)
     metrics = json.loads(Path(record["artefacts"]["metrics"]).read_text())
     assert metrics["long_texts"]["inputs"] == sum(r["chunks"] for r in recs) and metrics["throughput"]["inputs"] == len(e.input_ids)
     assert metrics["long_texts"]["handling"] == "chunks" and metrics["throughput"]["texts"] == len(recs)
