@@ -31,10 +31,11 @@ from long_docs import email  # noqa: E402
 
 INTENTS, PER_INTENT, BBC_PER_TOPIC = 20, 40, 60
 PKG = ""  # --package: run this copy of finetune_nb (a snapshot, so that editing the checkout does not change runs under way)
-JOBS = [  # data set, max_length, handling (None: the texts fit, the handling does nothing)
-    ("emails", 128, "truncate"), ("emails", 128, "head-tail"), ("emails", 128, "chunks"), ("emails", 512, None),  # 512: first seed only
+JOBS = [  # data set, max_length, handling (None: the texts fit, the handling does nothing; chunks-text: chunks, --chunk-loss text)
+    ("emails", 128, "truncate"), ("emails", 128, "head-tail"), ("emails", 128, "chunks"), ("emails", 128, "chunks-text"),
+    ("emails", 512, None),  # 512: first seed only
     ("queries", 128, None),
-    ("bbc", 128, "truncate"), ("bbc", 128, "head-tail"), ("bbc", 128, "chunks"),
+    ("bbc", 128, "truncate"), ("bbc", 128, "head-tail"), ("bbc", 128, "chunks"), ("bbc", 128, "chunks-text"),
     ("bbc", 512, "truncate"), ("bbc", 512, "head-tail"), ("bbc", 512, "chunks"),
 ]
 FIELDS = {"emails": ("text", "intent"), "queries": ("text", "intent"), "bbc": ("text", "topic")}
@@ -71,7 +72,8 @@ def job_name(data, L, handling, seed, pool=""): return f"{data}-{L}-{handling or
 def command(files, work, data, L, handling, seed) -> list[str]:
     text, label = FIELDS[data]
     return [str(ROOT/".venv"/"bin"/"finetune-nb"), str(files[data]), "--text-field", text, "--label-field", label,
-            "--max-length", str(L), "--long-texts", handling or "truncate", "--seed", str(seed), "--threads", "1",
+            "--max-length", str(L), "--long-texts", (handling or "truncate").removesuffix("-text"), "--seed", str(seed), "--threads", "1",
+            *(["--chunk-loss", "text"] if handling == "chunks-text" else []),
             "--wandb-mode", "disabled", "--run-dir", str(work/"runs"/job_name(data, L, handling, seed))]
 
 
@@ -133,7 +135,8 @@ def summarise(work: Path, seeds) -> list[str]:
                 for r, s in zip(runs, seeds): r.update({k: v for k, v in (figures(work/"runs"/job_name(data, L, handling, s)) or {}).items()
                                                         if k.startswith("train")})
             raw[job_name(data, L, handling, "", pool)] = runs
-            what = "(texts fit: no handling)" if handling is None else handling + (f", pool {pool}" if pool else "")
+            what = ("(texts fit: no handling)" if handling is None else "chunks, pool mean, loss per text" if handling == "chunks-text"
+                    else handling + (f", pool {pool}, loss per chunk" if pool else ""))
             rows.append(f"| {data} | {L} | {ms([r['over_window'] / r['rows'] for r in runs], '{:.0%}')} | {what} | {len(runs)} | "
                         f"{ms([r['macro_f1'] for r in runs])} | {ms([r['top1'] for r in runs])} | {ms([r['s_per_1000'] for r in runs], '{:.1f}')} | "
                         f"{ms([r['inputs_per_text'] for r in runs], '{:.2f}')} | {ms([r.get('train_seconds') for r in runs], '{:.0f}')} |")

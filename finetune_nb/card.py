@@ -37,8 +37,10 @@ def _long_note(info: dict) -> tuple[str, str]:
     L, lt = info["max_length"], info.get("long_texts") or {"handling": "truncate"}
     if lt["handling"] == "chunks":
         cap = f", at most {lt['max_chunks']} a text" if lt.get("max_chunks") else ""
+        taught = ("trained on batches of whole texts, the loss on each text's pooled score" if lt.get("chunk_loss") == "text"
+                  else "every chunk with its text's label in training")
         return (f"Texts longer than {L} tokens were read in overlapping {L}-token chunks (`stride` {lt['stride']}: -1 is a quarter of "
-                f"the window{cap}), every chunk with its text's label in training, and a text's scores are its chunks' "
+                f"the window{cap}), {taught}, and a text's scores are its chunks' "
                 f"{lt['pool']}: `finetune-nb --model` reads long texts the same way (`config.json`, `finetune_nb_long_texts`); the "
                 f"`pipeline` above cuts them at {L} tokens (its `model_max_length`) and reads the head only.",
                 f"Texts longer than {L} tokens are read in chunks by `finetune-nb`, cut by a bare `pipeline`.")

@@ -199,7 +199,8 @@ def _long_texts_said(res: dict) -> list[str]:
     tr, test = res.get("train", {}), res.get("test", {})
     lt, cut = tr.get("long_texts") or {}, test.get("truncated") or {}
     if not (any(c.get("truncated") for c in (lt.get("inputs") or {}).values()) or cut.get("rows")): return []
-    said = [long_texts_said(lt["handling"], lt["inputs"]) + f" (max_length {tr.get('max_length')})"] if lt.get("inputs") else []
+    said = [long_texts_said(lt["handling"], lt["inputs"]) + f" (max_length {tr.get('max_length')})"
+            + (", trained on each text's pooled score (chunk_loss='text')" if lt.get("chunk_loss") == "text" else "")] if lt.get("inputs") else []
     if cut.get("rows"):
         ev = test.get("long_texts") or {}
         said.append(f"evaluation: {cut['rows']:,} of {test.get('rows', 0):,} texts longer than {cut['max_length']} tokens, "

@@ -97,6 +97,7 @@ class OrchestrateSettings:
     stride: int = inherit(TrainSettings, "stride", "train")
     max_chunks: int = setting(-1, "chunks: most chunks per text, spread evenly (0: no cap); -1: 16 when training, an existing model's own when evaluating it", "train")
     pool: str = setting("", "chunks: a text's score from its chunks', 'mean' or 'max'; empty: 'mean' when training, an existing model's own when evaluating it", "train")
+    chunk_loss: str = inherit(TrainSettings, "chunk_loss", "train")
     resume: bool = inherit(TrainSettings, "resume", "train", "continue a stopped run: give its folder in place of the dataset (runs/<time>-<name>); or training from checkpoint_dir")
 
     model_revision: str = setting("", "branch, tag or commit of an existing Hub `model`; empty: the default branch", "eval")
@@ -217,7 +218,7 @@ def train_settings(s: OrchestrateSettings, run_dir: Path, dataset: str) -> Train
         label_issue_folds=s.label_issue_folds, eval_steps=s.eval_steps, max_train_samples=s.max_train_samples,
         **{k: v for k, v in (("long_texts", s.long_texts), ("stride", s.stride), ("max_chunks", s.max_chunks), ("pool", s.pool))
            if v not in ("", -1)},  # unset: the training step's defaults
-        wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name, resume=s.resume,
+        chunk_loss=s.chunk_loss, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name, resume=s.resume,
         threads=s.threads, private=s.private)
 
 def eval_settings(s: OrchestrateSettings, run_dir: Path, model: str, dataset: str) -> EvalSettings:
@@ -301,7 +302,7 @@ CLEAN_SHAPES = ("text_field", "label_field", "test_size", "seed", "near_dup_thre
                 "min_per_label", "max_per_label")  # the settings that decide what a cleaning publishes
 TRAIN_SHAPES = ("base_model", "revision", "epochs", "max_length", "batch_size", "gradient_accumulation", "learning_rate", "warmup",
                 "seed", "val_size", "class_weights", "early_stopping_patience", "temperature_scaling", "max_train_samples",
-                "long_texts", "stride", "max_chunks", "pool", "wandb_group")  # ... what a training publishes (`wandb_group` is the run's own name: another run's model is not this one's)
+                "long_texts", "stride", "max_chunks", "pool", "chunk_loss", "wandb_group")  # ... what a training publishes (`wandb_group` is the run's own name: another run's model is not this one's)
 
 def _file_sha256(path: str | Path) -> str | None:
     import hashlib

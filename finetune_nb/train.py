@@ -26,14 +26,15 @@ from .core import (Publication, storage_error, switch_on, check_no_secrets, chec
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'CLASS_WEIGHTS', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
+__all__ = ['logger', 'CLASS_WEIGHTS', 'CHUNK_LOSSES', 'TrainSettings', 'default_base_model', 'resolve_base_model', 'label_maps',
            'split_train_val', 'tokenize', 'text_counts', 'classification_metrics', 'set_metrics', 'compute_metrics',
            'text_scores', 'pooled_metrics', 'balanced_weights', 'balanced_pos_weight', 'bce_loss', 'weighted_loss',
-           'default_learning_rate', 'TrainResult', 'training_args', 'train_label_issues', 'last_checkpoint', 'train',
-           'publish_model', 'run_train']
+           'pooled_loss', 'by_text', 'collate_texts', 'text_loss_trainer', 'default_learning_rate', 'TrainResult',
+           'training_args', 'train_label_issues', 'last_checkpoint', 'train', 'publish_model', 'run_train']
 
 # %% ../nbs/02_train.ipynb #0e9acac8
 CLASS_WEIGHTS = ("none", "balanced")
+CHUNK_LOSSES = ("chunk", "text")  # long texts in training: a loss per chunk, or per text on its pooled score
 
 @dataclass
 class TrainSettings:
@@ -62,6 +63,7 @@ class TrainSettings:
     stride: int = setting(-1, "chunks: tokens consecutive chunks share; -1: a quarter of the window")
     max_chunks: int = setting(16, "chunks: most chunks per text, spread evenly from first to last (0: no cap)")
     pool: str = setting("mean", "chunks: a text's score from its chunks' scores, 'mean' or 'max' (each label's best chunk)")
+    chunk_loss: str = setting("chunk", "chunks: 'chunk' (every chunk a row with its text's label) or 'text' (a batch of whole texts, the loss on each text's pooled score; batch_size counts texts)")
     wandb_project: str = setting("finetune-nb", "W&B project")
     wandb_mode: str = setting("offline", "'online', 'offline' (sync later with `wandb sync`) or 'disabled'")
     wandb_group: str = setting("", "W&B group shared with the evaluation run of the same pipeline run")
@@ -84,6 +86,9 @@ class TrainSettings:
         if not 0 < self.val_size < 1: errors.append(f"`val_size` must be between 0 and 1, got {self.val_size}")
         if self.class_weights not in CLASS_WEIGHTS: errors.append(f"`class_weights` must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
         errors += check_long_texts(self.long_texts, self.pool, self.stride, self.max_chunks)
+        if self.chunk_loss not in CHUNK_LOSSES: errors.append(f"`chunk_loss` must be one of {CHUNK_LOSSES}, got {self.chunk_loss!r}")
+        elif self.chunk_loss == "text" and self.long_texts != "chunks":
+            errors.append(f"`chunk_loss` 'text' pools a text's chunks: it needs `long_texts` 'chunks', got {self.long_texts!r}")
         try: check_wandb_mode(self.wandb_mode)
         except ValueError as e: errors.append(str(e))
         for name, kind in (("dataset", "dataset"), ("target", "model"), ("base_model", "model")):
@@ -274,6 +279,79 @@ def weighted_loss(weights):
         return F.cross_entropy(outputs.logits, labels, weight=weights.to(outputs.logits.device))
     return loss
 
+# %% ../nbs/02_train.ipynb #c24a0002
+def pooled_loss(
+    logits,  # (chunks, labels) tensor: one row per model input
+    doc,  # (chunks,) long tensor: the text each row belongs to, 0..n-1
+    labels,  # (n,) label ids; label sets: (n, labels) 0/1
+    pool: str = "mean",  # as `data.pool_scores` pools: 'mean' of the chunks' scores, or 'max' (each label's best chunk)
+    multi: bool = False,  # label sets: a sigmoid per label; else a softmax
+    weights=None,  # per-label weights (`balanced_weights`); label sets: `pos_weight` (`balanced_pos_weight`)
+):
+    "Mean loss of each text's pooled score: the negative log of what `pool_scores` gives its label (label sets: binary cross-entropy of each label's pooled score), in log space."
+    import torch, torch.nn.functional as F
+    x, doc = logits.float(), doc.long()
+    n = int(doc.max()) + 1
+    idx = lambda v: doc[:, None].expand_as(v)
+    def top(v): return torch.full((n, v.shape[1]), -torch.inf, dtype=v.dtype, device=v.device).scatter_reduce(0, idx(v), v, "amax")
+    def pooled(logp):  # log of each text's pooled probabilities
+        if pool == "max": return top(logp)
+        m = top(logp).detach()  # log-mean-exp per text, shifted by its largest term
+        s = torch.zeros_like(m).index_add_(0, doc, (logp - m[doc]).exp())
+        return m + s.log() - torch.bincount(doc, minlength=n).to(x.dtype).log()[:, None]
+    if multi:
+        pos = pooled(F.logsigmoid(x))
+        neg = -top(-F.logsigmoid(-x)) if pool == "max" else pooled(F.logsigmoid(-x))  # 1 - the best chunk's score; 1 - the mean is the mean of 1 - scores
+        y, pw = labels.to(x.dtype), 1 if weights is None else weights.to(x.device)
+        return -(pw*y*pos + (1 - y)*neg).mean()
+    S = pooled(F.log_softmax(x, -1))
+    if pool == "max": S = S - S.logsumexp(1, keepdim=True)  # max-pooled scores renormalised to sum to 1, as `pool_scores` does
+    return F.nll_loss(S, labels.long(), weight=None if weights is None else weights.to(x.device))
+
+# %% ../nbs/02_train.ipynb #c24a0009
+def by_text(ds):
+    "A `tokenize`d split one row per text (its rows share an `id`): `input_ids`, `attention_mask` (and `token_type_ids`) hold its chunks, `labels` its label, `length` its tokens in all."
+    from datasets import Dataset
+    inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
+    d = ds.select_columns([*inputs, "id", "labels", "length"]).to_dict()
+    ids = np.asarray(d["id"])
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])  # a text's chunks are consecutive rows
+    bounds, length = list(zip(starts.tolist(), [*starts[1:].tolist(), len(ids)])), np.asarray(d["length"])
+    return Dataset.from_dict({**{c: [d[c][a:b] for a, b in bounds] for c in inputs}, "id": ids[starts].tolist(),
+                              "labels": [d["labels"][a] for a, _ in bounds], "length": [int(length[a:b].sum()) for a, b in bounds]})
+
+def collate_texts(tokenizer, pad_to_multiple_of: int | None = None):
+    "A data collator: a batch of `by_text` rows becomes one padded batch of all their chunks, with `doc` (the text of each) and a label per text; rows of single inputs are padded as they are."
+    import torch
+    from transformers import DataCollatorWithPadding
+    pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    def collate(rows):
+        if not rows or not rows[0]["input_ids"] or not isinstance(rows[0]["input_ids"][0], list): return pad(rows)
+        inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows[0]]
+        batch = pad([{c: r[c][i] for c in inputs} for r in rows for i in range(len(r["input_ids"]))])
+        batch["doc"] = torch.tensor([d for d, r in enumerate(rows) for _ in r["input_ids"]])
+        batch["labels"] = torch.tensor([r["labels"] for r in rows])
+        return batch
+    return collate
+
+def text_loss_trainer(
+    pool: str = "mean",  # see `pooled_loss`
+    multi: bool = False,  # label sets
+    weights=None,  # see `pooled_loss`
+):
+    "A `Trainer` class whose training loss is `pooled_loss` over each batch's texts (`chunk_loss='text'`); batches without `doc` (evaluation's chunks) are scored as `Trainer` scores them."
+    from transformers import Trainer
+    class TextLossTrainer(Trainer):
+        loss_is_scaled_for_ga = False  # `pooled_loss` is a batch mean: `training_step` divides it over accumulated steps
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "doc" not in inputs: return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            inputs = dict(inputs)
+            doc, labels = inputs.pop("doc"), inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = pooled_loss(outputs.logits, doc, labels, pool, multi, weights)
+            return (loss, outputs) if return_outputs else loss
+    return TextLossTrainer
+
 # %% ../nbs/02_train.ipynb #1fd70ef4
 def default_learning_rate(n_parameters: int) -> float:
     "1e-4 for encoders under 100M parameters, 3e-5 for larger ones."
@@ -348,8 +426,8 @@ def train_label_issues(s: TrainSettings, base: str, labels: list[str], lr: float
     "The train split's likely label errors: k-fold fine-tunings score every row out of sample, cleanlab ranks them (label sets: at the model's `thresholds`)."
     import torch
     from accelerate import PartialState
-    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
-    t0, collate = time.time(), DataCollatorWithPadding(tokenizer)
+    from transformers import AutoModelForSequenceClassification, Trainer
+    t0, collate = time.time(), collate_texts(tokenizer)
     inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
     multi = thresholds is not None  # label sets: a sigmoid per label, binary cross-entropy, multi-hot targets
     doc = pd.factorize(np.asarray(rows["id"]))[0]  # rows are model inputs; folds split texts, so a text's chunks stay together
@@ -363,10 +441,15 @@ def train_label_issues(s: TrainSettings, base: str, labels: list[str], lr: float
                 trust_remote_code=False, ignore_mismatched_sizes=True, problem_type=MULTI if multi else SINGLE)
         args = training_args(s, out/"folds", lr, device, eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none",
                              disable_tqdm=True)
-        balanced = s.class_weights == "balanced"
-        y = rows.select(fit)["labels"]
-        loss = (bce_loss(balanced_pos_weight(y)) if multi else weighted_loss(balanced_weights(y, len(labels)))) if balanced else None
-        Trainer(model=model, args=args, train_dataset=rows.select(fit), data_collator=collate, compute_loss_func=loss).train()
+        part = rows.select(fit)
+        per_text = s.chunk_loss == "text" and len(fit) > len(fit_texts)  # as the step: the loss on each text's pooled score
+        part = by_text(part) if per_text else part
+        w = None if s.class_weights != "balanced" else balanced_pos_weight(part["labels"]) if multi else balanced_weights(part["labels"], len(labels))
+        fold = (text_loss_trainer(s.pool, multi, w) if per_text else Trainer)(
+            model=model, args=args, train_dataset=part, data_collator=collate,
+            compute_loss_func=None if w is None else bce_loss(w) if multi else weighted_loss(w))
+        if w is not None: fold.loss_is_scaled_for_ga = False  # our losses are batch means: divided over accumulated steps
+        fold.train()
         part, probs, b = rows.select(held).select_columns(inputs), [], 2*s.batch_size
         with torch.inference_mode():
             for i in range(0, len(part), b):
@@ -412,7 +495,7 @@ def _start_step_callback():
 
 def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     "Fine-tune `settings.base_model` on `settings.dataset`; returns the best checkpoint's validation metrics and the trainer."
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
                               EarlyStoppingCallback, Trainer, TrainingArguments)
     from accelerate import PartialState
     from datasets import Value, concatenate_datasets
@@ -444,7 +527,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     if len(fields) > 1: model.config.finetune_nb_text_fields = fields  # published: predictions read and encode the same fields
     L = effective_max_length(tokenizer, model.config, s.max_length)
     tokenizer.model_max_length = L  # the tokenization contract: published with the model, so evaluation cuts where training did
-    long = {"handling": s.long_texts, "stride": s.stride, "max_chunks": s.max_chunks, "pool": s.pool}
+    long = {"handling": s.long_texts, "stride": s.stride, "max_chunks": s.max_chunks, "pool": s.pool, "chunk_loss": s.chunk_loss}
     model.config.finetune_nb_long_texts = long  # published: predictions handle long texts as training did
     lr = default_learning_rate(model.num_parameters()) if not s.learning_rate else s.learning_rate
     train_ds, val_ds = (tokenize(d, tokenizer, label2id, L, s.long_texts, s.stride, s.max_chunks) for d in (train_df, val_df))
@@ -453,6 +536,8 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     logger.info("max_length %d: %d train and %d validation texts were longer (%s)", L, truncated["train"], truncated["validation"],
                 long_texts_said(s.long_texts, counts))
     chunked = len(val_ds) > len(val_df) or len(train_ds) > len(train_df)  # metrics, calibration and thresholds pool each text's chunks
+    per_text = s.chunk_loss == "text" and len(train_ds) > len(train_df)  # the loss on each text's pooled score
+    fit_ds = by_text(train_ds) if per_text else train_ds  # per text: rows of whole texts, batch_size counts texts
 
     out = _checkpoint_dir(s, target)
     last = last_checkpoint(out, tidy=s.resume and PartialState().is_main_process)
@@ -467,7 +552,7 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
     if s.resume and last: logger.info("resuming from %s", last)
 
     device = detect_device()
-    per_epoch = math.ceil(len(train_ds)/(s.batch_size*s.gradient_accumulation*max(1, device.count if device.type == "cuda" else 1)))
+    per_epoch = math.ceil(len(fit_ds)/(s.batch_size*s.gradient_accumulation*max(1, device.count if device.type == "cuda" else 1)))
     strategy = "steps" if s.eval_steps else "epoch"
     run = init_wandb(s.wandb_project, s.wandb_mode, s.wandb_group, job_type="train", dir=out.parent,
                      config={**asdict(s), "labels": list(id2label.values()), "problem_type": problem_type, "train_rows": len(train_df),
@@ -478,13 +563,14 @@ def train(settings: TrainSettings, target: str, callbacks=()) -> TrainResult:
         load_best_model_at_end=True, metric_for_best_model="macro_f1", greater_is_better=True, save_total_limit=2,
         logging_strategy="steps", logging_steps=max(1, min(50, per_epoch//5)), logging_first_step=True,
         report_to=["wandb"] if run is not None else "none", run_name=run.name if run is not None else None)
-    trainer = Trainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
+    weights = None if s.class_weights != "balanced" else (balanced_pos_weight if multi else lambda y: balanced_weights(y, len(id2label)))(fit_ds["labels"])
+    trainer = (text_loss_trainer(s.pool, multi, weights) if per_text else Trainer)(
+        model=model, args=args, train_dataset=fit_ds, eval_dataset=val_ds, processing_class=tokenizer,
+        data_collator=collate_texts(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
         compute_metrics=pooled_metrics(val_ds["doc"], s.pool, multi) if chunked else set_metrics if multi else compute_metrics,
-        compute_loss_func=None if s.class_weights != "balanced" else bce_loss(balanced_pos_weight(train_ds["labels"])) if multi
-                          else weighted_loss(balanced_weights(train_ds["labels"], len(id2label))),
+        compute_loss_func=None if weights is None else bce_loss(weights) if multi else weighted_loss(weights),
         callbacks=[LogProgress(), start := _start_step_callback(), *([EarlyStoppingCallback(s.early_stopping_patience)] if s.early_stopping_patience else []), *callbacks])
+    if weights is not None: trainer.loss_is_scaled_for_ga = False  # our losses are batch means: divided over accumulated steps
     try: train_out = trainer.train(resume_from_checkpoint=last if s.resume and last else None)
     except OSError as e:  # a full disk while saving a checkpoint: the whole ones stay, and the run resumes from them
         raise storage_error(e, out, f"the checkpoints saved before are kept: continue from them with {switch_on('resume')}") from None

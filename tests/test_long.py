@@ -14,7 +14,7 @@ from finetune_nb.predict import Classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/"shared"/"data"/"banking77"
-BAD_INPUTS = 5  # kinds of bad long-text settings, each refused before any work (nbs/reliability.md states it)
+BAD_INPUTS = 7  # kinds of bad long-text settings, each refused before any work (nbs/reliability.md states it)
 FILLER = "we went to the shop and then walked home along the river before dinner"
 MARK = {"card": "my card has not arrived", "pin": "how do i change the pin", "loan": "can i borrow money for a car"}
 
@@ -125,7 +125,7 @@ def test_a_long_two_field_run_reads_every_text_in_chunks_through_every_step(long
     assert record["status"] == "done" and record["settings"]["long_texts"] == "chunks"
     model = Path(record["artefacts"]["model"]["local"])
     config = json.loads((model/"config.json").read_text())
-    assert config["finetune_nb_long_texts"] == {"handling": "chunks", "stride": -1, "max_chunks": 5, "pool": "mean"}
+    assert config["finetune_nb_long_texts"] == {"handling": "chunks", "stride": -1, "max_chunks": 5, "pool": "mean", "chunk_loss": "chunk"}
     info = json.loads((model/"train_metrics.json").read_text())
     n = info["long_texts"]["inputs"]
     assert n["train"]["texts"] == info["rows"]["train"] and n["train"]["inputs"] > 3*n["train"]["texts"]  # rows are texts, inputs chunks
@@ -147,6 +147,29 @@ def test_a_long_two_field_run_reads_every_text_in_chunks_through_every_step(long
     assert f"read in {metrics['long_texts']['inputs']:,} inputs, scores pooled by mean" in summary
     card = (model/"README.md").read_text()
     assert "read in overlapping 48-token chunks" in card and "at most 5 a text" in card
+
+
+def test_a_loss_per_text_trains_on_batches_of_whole_texts_in_every_fine_tuning(base, tmp_path):
+    "`--chunk-loss text`: batches count texts (the steps say so), with accumulation and class weights; label-issue folds train the same way."
+    import math
+    runs = tmp_path/"runs"
+    f = documents(tmp_path/"docs.jsonl", n=10)
+    assert main([str(f), *quick(base, runs), "--text-field", "subject", "--text-field", "body", "--max-length", "48", "--chunk-loss", "text",
+                 "--gradient-accumulation", "2", "--class-weights", "balanced", "--label-issue-folds", "2"]) == 0
+    (run_dir,) = runs.iterdir()
+    record = json.loads((run_dir/"run.json").read_text())
+    model = Path(record["artefacts"]["model"]["local"])
+    assert json.loads((model/"config.json").read_text())["finetune_nb_long_texts"]["chunk_loss"] == "text"
+    info = json.loads((model/"train_metrics.json").read_text())
+    n = info["long_texts"]["inputs"]["train"]
+    assert n["inputs"] > 3*n["texts"] and info["long_texts"]["chunk_loss"] == "text"
+    assert info["best_step"] == math.ceil(n["texts"]/(4*2)) != math.ceil(n["inputs"]/(4*2))  # one epoch of batches of 4 texts, 2 accumulated
+    assert info["label_issues"]["rows"] == info["rows"]["train"] + info["rows"]["validation"]
+    recs = [json.loads(l) for l in Path(record["artefacts"]["predictions"]).read_text().splitlines()]
+    assert len(recs) == json.loads(Path(record["artefacts"]["metrics"]).read_text())["labelled"]  # one record per text
+    assert all(r["chunks"] >= 1 for r in recs) and max(r["chunks"] for r in recs) > 1
+    assert "trained on each text's pooled score (chunk_loss='text')" in (run_dir/"summary.md").read_text()
+    assert "trained on batches of whole texts, the loss on each text's pooled score" in (model/"README.md").read_text()
 
 
 def test_examples_are_read_as_the_model_was_trained_unless_told_otherwise(long_run, tmp_path, capsys):
@@ -208,6 +231,8 @@ def test_bad_long_text_settings_exit_2_before_any_work(long_run, base, tmp_path,
         ([str(f), "--max-chunks", "-2"], "--max-chunks must be >= 0 (0: no cap), got -2"),
         ([str(f), "--stride", "-3"], "--stride must be -1 (a quarter of the window) or a number of tokens >= 0, got -3"),
         (["--model", model, "--examples", str(f), "--long-texts", "window"], "--long-texts must be one of"),
+        ([str(f), "--chunk-loss", "document"], "--chunk-loss must be one of ('chunk', 'text'), got 'document'"),
+        ([str(f), "--chunk-loss", "text", "--long-texts", "head-tail"], "--chunk-loss 'text' pools a text's chunks: it needs --long-texts 'chunks', got 'head-tail'"),
     ]
     assert len(cases) == BAD_INPUTS
     for k, (argv, says) in enumerate(cases):
