@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/data.html.md"""
 # %% ../nbs/00a_data.ipynb #994bddcf
 from __future__ import annotations
 
-import hashlib, json, random, warnings
+import gzip, hashlib, json, random, warnings, zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -22,9 +22,9 @@ from .core import SAMPLE_TEXT_FIELD, parse_target, setting_name
 from .labelsets import LabelListError, label_set
 
 # %% auto #0
-__all__ = ['REASONS', 'SAMPLE_TEXTS', 'MAX_LENGTH', 'LONG_TEXTS', 'POOLS', 'HEAD_SHARE', 'ledger_entry', 'get_field',
-           'text_fields', 'check_text_field', 'joined', 'text_json', 'examples_text_field', 'label_to_str', 'sniff',
-           'MissingFieldError', 'read_jsonl', 'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset',
+__all__ = ['REASONS', 'GZIP_MAGIC', 'SAMPLE_TEXTS', 'MAX_LENGTH', 'LONG_TEXTS', 'POOLS', 'HEAD_SHARE', 'ledger_entry',
+           'get_field', 'text_fields', 'check_text_field', 'joined', 'text_json', 'examples_text_field', 'label_to_str',
+           'sniff', 'MissingFieldError', 'read_jsonl', 'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset',
            'split_frame', 'effective_max_length', 'tokenizer_inputs', 'check_long_texts', 'chunk_overlap', 'Encoded',
            'encode_texts', 'long_texts_said', 'pool_scores', 'safe_weights', 'calibration', 'text_nll',
            'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues', 'out_of_fold_probs']
@@ -183,24 +183,42 @@ def _parse_line(raw: bytes, i: int, text_field: str | Sequence[str], label_field
     return text, lbl
 
 # %% ../nbs/00a_data.ipynb #8f8295e0
+GZIP_MAGIC = b"\x1f\x8b"
+
 def _lines(path: Path):
-    "The lines of `path` as bytes without their `\\n`, streamed, with a progress bar over the bytes of large files."
+    "The lines of `path` as bytes without their `\\n`, streamed (gzip-compressed files unpacked on the way), with a progress bar over the file's bytes when it is large."
     size = path.stat().st_size
     with open(path, "rb") as f, tqdm(total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, leave=False,
                                      disable=size < 20_000_000) as bar:
-        done = 0
-        for k, raw in enumerate(f):
-            done += len(raw)
-            if k % 10_000 == 9_999: bar.update(done - bar.n)
-            yield raw[:-1] if raw.endswith(b"\n") else raw
-        bar.update(done - bar.n)
+        packed = f.read(2) == GZIP_MAGIC
+        f.seek(0)
+        lines, k = gzip.GzipFile(fileobj=f, mode="rb") if packed else f, 0
+        try:
+            for k, raw in enumerate(lines, 1):
+                if k % 10_000 == 0: bar.update(f.tell() - bar.n)
+                yield raw[:-1] if raw.endswith(b"\n") else raw
+        except (EOFError, OSError, zlib.error) as e:  # a gzip stream cut short (a copy that stopped) or damaged
+            if not packed: raise
+            raise ValueError(f"{path}: its gzip stream is cut short or damaged after line {k:,} ({e}); unpack what is whole with "
+                             f"`gunzip -c {path.name} > {path.name.split('.')[0] or 'data'}-unpacked.jsonl` or copy the file again") from None
+        bar.update(f.tell() - bar.n)
 
 def sniff(path: str | Path) -> str | None:
     "What a file that is not JSON Lines is, with the command that converts it; None when it starts like UTF-8 text."
     path = Path(path)
     with open(path, "rb") as f: head = f.read(1 << 16)
     name, stem = path.name, path.name.split(".")[0] or "data"
-    if head.startswith(b"\x1f\x8b"): return f"{path} is gzip-compressed: unpack it first (`gunzip -c {name} > {stem}-unpacked.jsonl`)"
+    if head.startswith(GZIP_MAGIC):  # read as it is (`_lines` unpacks it): only what it holds can be wrong
+        try:
+            with gzip.open(path, "rb") as g: inner = g.read(1 << 16)
+        except (EOFError, OSError, zlib.error): return None  # damaged: `_lines` says so, with the line it stopped at
+        return (f"{path} is gzip-compressed and what it holds is not JSON Lines: unpack it (`gunzip -c {name} > {stem}-unpacked.jsonl`) "
+                "and run again on that, to be told what it is and how to convert it") if _sniff_head(inner) else None
+    return _sniff_head(head, path)
+
+def _sniff_head(head: bytes, path: Path = Path("data")) -> str | None:
+    "`sniff` of a file's first bytes."
+    name, stem = path.name, path.name.split(".")[0] or "data"
     if head.startswith(b"PK\x03\x04"): return f"{path} is a zip archive or an Excel workbook: unpack it, or export the rows as JSON Lines"
     boms = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"), (b"\xfe\xff", "UTF-16BE"))
     enc = next((e for bom, e in boms if head.startswith(bom)), None)

@@ -165,7 +165,7 @@ def run_name(s: OrchestrateSettings) -> str:
     if s.name: return s.name
     src = s.dataset or s.examples or s.model or str(sample_data())
     base = src.rstrip("/").split("@")[0].split("/")[-1]
-    base = re.sub(r"\.jsonl?$|\.json$", "", base)
+    base = re.sub(r"\.(jsonl?|json)(\.gz)?$", "", base)
     return re.sub(r"[^\w.-]+", "-", base).strip("-.") or "run"
 
 def new_run_dir(s: OrchestrateSettings) -> Path:

@@ -79,7 +79,6 @@ def test_a_negative_seed_is_a_settings_error(base, tmp_path, capsys):
     ("utf16", "is UTF-16LE text, not UTF-8: convert it first (`iconv -f UTF-16LE -t UTF-8 data.jsonl > data-utf8.jsonl`)"),
     ("array", "holds one JSON array, not one JSON object per line: convert it (`jq -c '.[]' data.jsonl > data-lines.jsonl`)"),
     ("csv", "looks like CSV, not JSON Lines: convert it (`python -c \"import pandas as pd; pd.read_csv('data.jsonl'"),
-    ("gzip", "is gzip-compressed: unpack it first (`gunzip -c data.jsonl > data-unpacked.jsonl`)"),
     ("commas", "35 of its 36 lines are not valid JSON: it has a comma after each object, as inside a JSON array: drop them "
                "(`sed -E 's/\\},[[:space:]]*$/}/' data.jsonl > data-lines.jsonl`)"),
 ])
@@ -88,7 +87,6 @@ def test_files_that_are_not_json_lines_are_named_with_how_to_convert(base, tmp_p
     lines = "".join(json.dumps(r) + "\n" for r in rows)
     f.write_bytes({"utf16": lambda: lines.encode("utf-16"), "array": lambda: json.dumps(rows, indent=1).encode(),
                    "csv": lambda: ("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows)).encode(),
-                   "gzip": lambda: gzip.compress(lines.encode()),
                    "commas": lambda: ",\n".join(json.dumps(r) for r in rows).encode()}[kind]())  # the last object has none
     code, _, err = run(capsys, [str(f), *quick(base, tmp_path/"runs")])
     assert code == 2 and says in err and nothing_written(tmp_path/"runs")
@@ -98,6 +96,25 @@ def test_files_that_are_not_json_lines_are_named_with_how_to_convert(base, tmp_p
     (out,) = [p for p in tmp_path.glob("data-*.jsonl")]
     scan = scan_jsonl(out, "text", "label")
     assert (scan.lines, scan.rows, dict(scan.labels)) == (36, 36, {"card": 12, "pin": 12, "loan": 12})
+
+
+def test_a_gzipped_file_is_read_as_it_is_and_one_cut_short_is_refused_naming_the_line(base, tmp_path, capsys):
+    rows = topic_rows()
+    lines = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    (tmp_path/"plain.jsonl").write_bytes(lines)
+    (tmp_path/"tickets.jsonl.gz").write_bytes(gzip.compress(lines))
+    for name in ("plain.jsonl", "tickets.jsonl.gz"):
+        code, out, err = run(capsys, [str(tmp_path/name), *quick(base, tmp_path/"runs"), "--stop-after", "clean"])
+        assert code == 0, err
+    plain, packed = sorted((tmp_path/"runs").iterdir(), key=lambda p: p.name.endswith("tickets"))
+    assert packed.name.endswith("-tickets")  # the run is named without .jsonl.gz
+    stats = [json.loads((r/"dataset"/"stats.json").read_text()) for r in (plain, packed)]
+    assert stats[0]["label_counts"] == stats[1]["label_counts"] and stats[1]["label_counts"]["read"] == 3
+    for split in ("train", "test"):
+        assert (plain/"dataset"/f"{split}.csv").read_bytes() == (packed/"dataset"/f"{split}.csv").read_bytes()
+    (tmp_path/"cut.jsonl.gz").write_bytes(gzip.compress(lines)[:-20])
+    code, _, err = run(capsys, [str(tmp_path/"cut.jsonl.gz"), *quick(base, tmp_path/"runs2")])
+    assert code == 2 and "cut.jsonl.gz: its gzip stream is cut short or damaged after line" in err and nothing_written(tmp_path/"runs2")
 
 
 def test_labels_without_test_rows_are_named_and_the_summary_counts_labels_per_split(base, tmp_path, capsys):
