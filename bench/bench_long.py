@@ -31,11 +31,12 @@ from long_docs import email  # noqa: E402
 
 INTENTS, PER_INTENT, BBC_PER_TOPIC = 20, 40, 60
 PKG = ""  # --package: run this copy of finetune_nb (a snapshot, so that editing the checkout does not change runs under way)
-JOBS = [  # data set, max_length, handling (None: the texts fit, the handling does nothing; chunks-text: chunks, --chunk-loss text)
-    ("emails", 128, "truncate"), ("emails", 128, "head-tail"), ("emails", 128, "chunks"), ("emails", 128, "chunks-text"),
+JOBS = [  # data set, max_length, handling (None: the texts fit, the handling does nothing; chunks-text-bN: chunks, --chunk-loss text,
+         # N texts a batch: about the 16 inputs of a batch of chunks, so as many steps of as many inputs as --chunk-loss chunk)
+    ("emails", 128, "truncate"), ("emails", 128, "head-tail"), ("emails", 128, "chunks"), ("emails", 128, "chunks-text-b4"),
     ("emails", 512, None),  # 512: first seed only
     ("queries", 128, None),
-    ("bbc", 128, "truncate"), ("bbc", 128, "head-tail"), ("bbc", 128, "chunks"), ("bbc", 128, "chunks-text"),
+    ("bbc", 128, "truncate"), ("bbc", 128, "head-tail"), ("bbc", 128, "chunks"), ("bbc", 128, "chunks-text-b3"),
     ("bbc", 512, "truncate"), ("bbc", 512, "head-tail"), ("bbc", 512, "chunks"),
 ]
 FIELDS = {"emails": ("text", "intent"), "queries": ("text", "intent"), "bbc": ("text", "topic")}
@@ -72,8 +73,8 @@ def job_name(data, L, handling, seed, pool=""): return f"{data}-{L}-{handling or
 def command(files, work, data, L, handling, seed) -> list[str]:
     text, label = FIELDS[data]
     return [str(ROOT/".venv"/"bin"/"finetune-nb"), str(files[data]), "--text-field", text, "--label-field", label,
-            "--max-length", str(L), "--long-texts", (handling or "truncate").removesuffix("-text"), "--seed", str(seed), "--threads", "1",
-            *(["--chunk-loss", "text"] if handling == "chunks-text" else []),
+            "--max-length", str(L), "--long-texts", (handling or "truncate").split("-text")[0], "--seed", str(seed), "--threads", "1",
+            *(["--chunk-loss", "text", "--train-batch-size", handling.rsplit("-b", 1)[1]] if (handling or "").startswith("chunks-text") else []),
             "--wandb-mode", "disabled", "--run-dir", str(work/"runs"/job_name(data, L, handling, seed))]
 
 
@@ -135,7 +136,7 @@ def summarise(work: Path, seeds) -> list[str]:
                 for r, s in zip(runs, seeds): r.update({k: v for k, v in (figures(work/"runs"/job_name(data, L, handling, s)) or {}).items()
                                                         if k.startswith("train")})
             raw[job_name(data, L, handling, "", pool)] = runs
-            what = ("(texts fit: no handling)" if handling is None else "chunks, pool mean, loss per text" if handling == "chunks-text"
+            what = ("(texts fit: no handling)" if handling is None else f"chunks, pool mean, loss per text ({handling.rsplit('-b', 1)[1]} texts a batch)" if handling.startswith("chunks-text")
                     else handling + (f", pool {pool}, loss per chunk" if pool else ""))
             rows.append(f"| {data} | {L} | {ms([r['over_window'] / r['rows'] for r in runs], '{:.0%}')} | {what} | {len(runs)} | "
                         f"{ms([r['macro_f1'] for r in runs])} | {ms([r['top1'] for r in runs])} | {ms([r['s_per_1000'] for r in runs], '{:.1f}')} | "

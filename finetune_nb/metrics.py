@@ -14,8 +14,8 @@ from .data import calibration, label_issues, label_set_issues
 from .labelsets import binarize, set_scores
 
 # %% auto #0
-__all__ = ['correct_at_k', 'topk_metrics', 'worst_examples', 'top1_calibration', 'probable_label_errors', 'precision_recall_at_k',
-           'set_report', 'label_calibration', 'probable_set_errors']
+__all__ = ['correct_at_k', 'topk_metrics', 'TopkTally', 'worst_examples', 'top1_calibration', 'probable_label_errors',
+           'precision_recall_at_k', 'set_report', 'label_calibration', 'probable_set_errors']
 
 # %% ../nbs/03c_metrics.ipynb #f8f3a1ea
 def correct_at_k(true: list[str], top: list[list[str]], k: int) -> np.ndarray:
@@ -32,6 +32,63 @@ def topk_metrics(true: list[str], top: list[list[str]], labels: list[str], top_k
     out["per_class"] = classification_report(true, pred, labels=labels, output_dict=True, zero_division=0)
     out["confusion_matrix"] = {"labels": labels, "matrix": confusion_matrix(true, pred, labels=labels).tolist()}
     return out
+
+# %% ../nbs/03c_metrics.ipynb #c25b0002
+class TopkTally:
+    "Running sums over labelled records added in parts: `metrics()` equals `topk_metrics` of all of them, `calibration()` `top1_calibration`."
+    def __init__(self,
+                 labels: list[str],  # the model's labels, in its order
+                 top_k: int = 3,  # correct@1..k
+                 bins: int = 15):  # calibration bins, as `data.calibration`
+        self.labels, self.top_k, self.bins = list(labels), top_k, bins
+        self.index = {l: i for i, l in enumerate(self.labels)}
+        self.confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)  # rows: true label; columns: top-1
+        self.hits = np.zeros(top_k, dtype=np.int64)  # rows with the true label among the first k, for k = 1..top_k
+        self.bin_rows, self.bin_right = np.zeros(bins, dtype=np.int64), np.zeros(bins, dtype=np.int64)
+        self.bin_confidence = np.zeros(bins)  # sum of the top-1 scores in each bin
+        self.rows = 0
+
+    def add(self,
+            true: list[str],  # each row's label
+            top: list[list[str]],  # its top labels, best first
+            top1_score=None):  # its top-1 score (for the calibration)
+        "Count a part of the rows."
+        t, p = [self.index[l] for l in true], [self.index[r[0]] for r in top]
+        np.add.at(self.confusion, (t, p), 1)
+        for k in range(1, self.top_k + 1): self.hits[k - 1] += int(correct_at_k(true, top, k).sum())
+        self.rows += len(true)
+        if top1_score is not None:
+            conf = np.asarray(top1_score, dtype=float)
+            which = np.minimum((conf*self.bins).astype(int), self.bins - 1)  # as `data.calibration` bins them
+            np.add.at(self.bin_rows, which, 1)
+            np.add.at(self.bin_right, which, np.asarray(t) == np.asarray(p))
+            np.add.at(self.bin_confidence, which, conf)
+        return self
+
+    def metrics(self) -> dict:
+        "`topk_metrics` of every row added: top-k accuracy, macro/micro-F1, the per-class report and the confusion matrix."
+        C, n = self.confusion, self.rows
+        tp, support, predicted = np.diag(C), C.sum(1), C.sum(0)
+        div = lambda a, b: np.divide(a, b, out=np.zeros(len(a)), where=b > 0)
+        precision, recall, f1 = div(tp, predicted), div(tp, support), div(2*tp, support + predicted)  # F1 = 2tp / (2tp + fp + fn)
+        per = {l: {"precision": float(precision[i]), "recall": float(recall[i]), "f1-score": float(f1[i]), "support": float(support[i])}
+               for i, l in enumerate(self.labels)}
+        avg = lambda w: {"precision": float(np.average(precision, weights=w)), "recall": float(np.average(recall, weights=w)),
+                         "f1-score": float(np.average(f1, weights=w)), "support": float(n)}
+        out = {f"top{k}_accuracy": float(self.hits[k - 1]/n) for k in range(1, self.top_k + 1)}
+        out.update(macro_f1=float(f1.mean()), micro_f1=float(tp.sum()/n),
+                   per_class={**per, "accuracy": float(tp.sum()/n), "macro avg": avg(None), "weighted avg": avg(support) if n else avg(None)},
+                   confusion_matrix={"labels": self.labels, "matrix": C.tolist()})
+        return out
+
+    def calibration(self) -> dict:
+        "`top1_calibration` of every row added: `ece`, `mce` and the bins that hold rows."
+        table = [{"from": b/self.bins, "to": (b + 1)/self.bins, "rows": int(self.bin_rows[b]),
+                  "confidence": float(self.bin_confidence[b]/self.bin_rows[b]), "accuracy": float(self.bin_right[b]/self.bin_rows[b])}
+                 for b in range(self.bins) if self.bin_rows[b]]
+        gaps = [abs(t["accuracy"] - t["confidence"]) for t in table]
+        return {"ece": float(sum(g*t["rows"] for g, t in zip(gaps, table))/max(self.bin_rows.sum(), 1)),
+                "mce": float(max(gaps, default=0.0)), "bins": table}
 
 # %% ../nbs/03c_metrics.ipynb #3b71f7b4
 def worst_examples(
