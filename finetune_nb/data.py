@@ -24,10 +24,10 @@ from .labelsets import LabelListError, label_set
 # %% auto #0
 __all__ = ['REASONS', 'GZIP_MAGIC', 'SAMPLE_TEXTS', 'MAX_LENGTH', 'LONG_TEXTS', 'POOLS', 'HEAD_SHARE', 'ledger_entry',
            'get_field', 'text_fields', 'check_text_field', 'joined', 'text_json', 'examples_text_field', 'label_to_str',
-           'sniff', 'MissingFieldError', 'read_jsonl', 'JsonlScan', 'scan_jsonl', 'data_file', 'load_clean_dataset',
-           'split_frame', 'effective_max_length', 'tokenizer_inputs', 'check_long_texts', 'chunk_overlap', 'Encoded',
-           'encode_texts', 'long_texts_said', 'pool_scores', 'safe_weights', 'calibration', 'text_nll',
-           'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues', 'out_of_fold_probs']
+           'sniff', 'MissingFieldError', 'read_jsonl', 'iter_jsonl', 'JsonlScan', 'scan_jsonl', 'data_file',
+           'load_clean_dataset', 'split_frame', 'effective_max_length', 'tokenizer_inputs', 'check_long_texts',
+           'chunk_overlap', 'Encoded', 'encode_texts', 'long_texts_said', 'pool_scores', 'safe_weights', 'calibration',
+           'text_nll', 'fit_temperature', 'scale_head', 'label_issues', 'label_set_issues', 'out_of_fold_probs']
 
 # %% ../nbs/00a_data.ipynb #997eb8e7
 REASONS = {
@@ -279,6 +279,21 @@ def read_jsonl(
     df = pd.DataFrame({"id": np.array(ids, dtype=np.int64), "text": pd.Series(texts, dtype=object),
                        "label": pd.Series(labels, dtype=object)})
     return df, ledger, n
+
+def iter_jsonl(
+    path: str | Path,  # JSONL file, one object a line (gzip-compressed or not)
+    text_field: str | Sequence[str],  # as `read_jsonl`
+    label_field: str | None,  # as `read_jsonl`
+    what: str = "input_path",  # the setting that named the file, for error messages
+):
+    "`read_jsonl`'s lines one at a time, for files too large to hold: `(line, text, label)` for a row, the ledger entry (a dict) of a line that is not one. The checks of the whole file are `scan_jsonl`'s."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
+    seen, has = Counter(), Counter()
+    for n, raw in enumerate(_lines(path), 1):
+        try: r = _parse_line(raw, n, text_field, label_field, seen, has)
+        except LabelListError as e: raise LabelListError(f"{path}: {e}") from None
+        yield r if isinstance(r, dict) else (n, *r)
 
 # %% ../nbs/00a_data.ipynb #22d3cf4c
 SAMPLE_TEXTS = 2000  # texts a scan keeps to judge their lengths by (tokenizing a million would take minutes)

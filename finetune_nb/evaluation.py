@@ -7,8 +7,11 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 # %% ../nbs/03_eval.ipynb #b5b97176
 from __future__ import annotations
 
-import json, time
+import json, random, time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +22,21 @@ from .baseline import DESCRIPTION, fit_baseline
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, get_logger,
                               json_default, library_versions, parse_target, run_folder, set_threads, setting, setting_name,
                               switch_on)
-from .data import (LONG_TEXTS, POOLS, MissingFieldError, check_long_texts, check_text_field, examples_text_field, joined, load_clean_dataset, read_jsonl, split_frame,
+from .data import (LONG_TEXTS, POOLS, MissingFieldError, check_long_texts, check_text_field, examples_text_field, iter_jsonl, joined, load_clean_dataset, scan_jsonl, split_frame,
                               text_fields, text_json)
 from .labelsets import binarize, is_multi_label
-from .metrics import label_calibration, probable_label_errors, probable_set_errors, set_report, top1_calibration, topk_metrics
+from .metrics import TopkTally, label_calibration, probable_label_errors, probable_set_errors, set_report, top1_calibration, topk_metrics
 from .plots import confusion_png, per_label_png, reliability_diagram
 from .predict import Classifier, zero_shot_top
 from .records import (append_probs, append_records, check_metrics_file, example_record, kept_probs, label_value,
-                                 open_output, read_records, write_jsonl)
+                                 iter_records, open_output, read_records, record_digest, write_jsonl)
 from .reports import hub_repo_id, log_to_wandb, metrics_table, update_card, update_hub_card
 
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EvalSettings', 'load_rows', 'check_labels', 'EvalResult', 'training_rows', 'score_baseline', 'scores_of',
-           'evaluate', 'run_eval']
+__all__ = ['logger', 'PART_ROWS', 'LABEL_ISSUE_ROWS', 'EvalSettings', 'row_parts', 'load_rows', 'label_counts', 'check_labels',
+           'EvalResult', 'training_rows', 'model_baseline', 'score_baseline', 'scores_of', 'evaluate', 'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -83,51 +86,84 @@ class EvalSettings:
         check_settings(self, "eval settings", errors)
 
 # %% ../nbs/03_eval.ipynb #5d7ddf51
+PART_ROWS = 10_000  # rows read, checked and predicted at a time when no other size is given
+
+def _rows(ids, texts, labels, fields) -> pd.DataFrame:
+    return pd.DataFrame({"id": np.asarray(ids, dtype=np.int64),
+                         "text": pd.Series([text_json(t, fields) for t in texts], dtype=object),  # several fields: `{field: text}`
+                         "label": pd.Series([label_value(x) for x in labels], dtype=object)})  # a set: a sorted list
+
+def row_parts(
+    s: EvalSettings,
+    dataset: str = "",  # the cleaned dataset, unless `s.examples` is set
+    text_field: str | list[str] | None = None,  # the examples' field(s) (`examples_text_field`); None: `s.text_field`
+    part_rows: int = PART_ROWS,  # rows a part
+) -> tuple[dict, Callable]:
+    "Where the rows come from, and a function that yields them in parts, in id order (`id`, `text`, `label` or None), `s.max_samples` at most: a file is read part by part, never held whole."
+    text_field, cap = s.text_field if text_field is None else text_field, s.max_samples or None
+    if s.examples:
+        fields, label_field, unlabelled = text_fields(text_field), s.label_field or None, ("missing_label", "empty_label")
+        try: scan = scan_jsonl(s.examples, text_field, label_field, what="examples")  # the whole file's errors, before any work
+        except MissingFieldError as e:
+            if e.setting != "label_field": raise
+            logger.warning("%s: no row has label_field %r; predicting without labels", s.examples, s.label_field)
+            label_field, scan = None, scan_jsonl(s.examples, text_field, None, what="examples")
+        skipped = Counter({r: c for r, c in scan.dropped.items() if r not in unlabelled})
+        source = {"examples": str(s.examples), "lines": scan.lines, "skipped_lines": sum(skipped.values()), "skipped_reasons": dict(skipped.most_common())}
+        told = []
+        def parts():
+            got, part = 0, []
+            for r in iter_jsonl(s.examples, text_field, label_field, what="examples"):
+                if isinstance(r, dict) and r["reason"] not in unlabelled:
+                    if len(told) < 5: told.append(r); logger.warning("%s line %d skipped: %s", s.examples, r["line"], r["reason"])
+                    continue
+                part.append((r["line"], r["text"], None) if isinstance(r, dict) else r)  # a row without a label is predicted all the same
+                got += 1
+                if len(part) == part_rows or got == cap: yield _rows(*zip(*part), fields); part = []
+                if got == cap: return
+            if part: yield _rows(*zip(*part), fields)
+    else:
+        ds = load_clean_dataset(dataset)
+        if s.split not in ds: raise ValueError(f"{dataset} has no split {s.split!r}; it has {sorted(ds)}")
+        split, source = ds[s.split], {"dataset": str(dataset), "split": s.split}
+        fields = split_frame(split.select([]))[1]
+        order = np.argsort(np.asarray(split["id"]), kind="stable")[:cap]
+        def parts():
+            for a in range(0, len(order), part_rows):
+                df = split_frame(split.select(order[a:a + part_rows]))[0]
+                yield _rows(df["id"], df["text"], df["label"], fields)
+    if len(fields) > 1: source["text_fields"] = fields
+    return source, parts
+
 def load_rows(
     s: EvalSettings,
     dataset: str = "",  # the cleaned dataset, unless `s.examples` is set
     text_field: str | list[str] | None = None,  # the examples' field(s) (`examples_text_field`); None: `s.text_field`
 ) -> tuple[pd.DataFrame, dict]:
-    "The rows to evaluate (`id`, `text`: several fields as `{field: text}`, `label` or None) and where they came from."
-    text_field = s.text_field if text_field is None else text_field
-    if s.examples:
-        fields = text_fields(text_field)
-        try: df, ledger, n = read_jsonl(s.examples, text_field, s.label_field or None, what="examples")
-        except MissingFieldError as e:
-            if e.setting != "label_field": raise
-            logger.warning("%s: no row has label_field %r; predicting without labels", s.examples, s.label_field)
-            df, ledger, n = read_jsonl(s.examples, text_field, None, what="examples")
-        unlabelled = [e for e in ledger if e["reason"] in ("missing_label", "empty_label")]
-        skipped = [e for e in ledger if e["reason"] not in ("missing_label", "empty_label")]
-        if unlabelled: df = pd.concat([df, pd.DataFrame({"id": [e["line"] for e in unlabelled],
-                                                         "text": [e["text"] for e in unlabelled], "label": None})])
-        for e in skipped[:5]: logger.warning("%s line %d skipped: %s", s.examples, e["line"], e["reason"])
-        source = {"examples": str(s.examples), "lines": n, "skipped_lines": len(skipped),
-                  "skipped_reasons": dict(pd.Series([e["reason"] for e in skipped], dtype=object).value_counts())}
-    else:
-        ds = load_clean_dataset(dataset)
-        if s.split not in ds: raise ValueError(f"{dataset} has no split {s.split!r}; it has {sorted(ds)}")
-        df, fields = split_frame(ds[s.split])
-        source = {"dataset": str(dataset), "split": s.split}
-    if len(fields) > 1: source["text_fields"] = fields
-    df = df.sort_values("id").reset_index(drop=True)
-    df["text"] = pd.Series([text_json(t, fields) for t in df["text"]], index=df.index, dtype=object)  # several fields: `{field: text}`
-    df["label"] = pd.Series([label_value(x) for x in df["label"]], index=df.index, dtype=object)  # a set: a sorted list
-    if s.max_samples: df = df.head(s.max_samples)
-    if not len(df): raise ValueError(f"no rows to evaluate in {source}")
-    return df, source
+    "All the rows to evaluate at once (`row_parts` joined), and where they came from."
+    source, parts = row_parts(s, dataset, text_field)
+    if not (got := list(parts())): raise ValueError(f"no rows to evaluate in {source}")
+    return pd.concat(got, ignore_index=True), source
 
-def check_labels(df: pd.DataFrame, known: list[str], multi: bool = False):
+def label_counts(labels) -> Counter:
+    "Rows per label of the labelled rows among `labels` (a set as a sorted tuple): what `check_labels` needs, without the rows."
+    return Counter(l if isinstance(l, str) else tuple(sorted(l)) for l in labels if label_value(l) is not None)
+
+def check_labels(
+    labels,  # rows with a `label` column, or their `label_counts`
+    known: list[str],  # the model's labels
+    multi: bool = False,  # the model's kind: label sets
+):
     "Refuse rows of the other shape than the model's (label sets or single labels) and labels the model does not know, before any prediction."
-    given = [l for l in df["label"] if label_value(l) is not None]
-    sets = any(not isinstance(l, str) for l in given)
-    if given and sets != multi:
+    counts = label_counts(labels["label"]) if isinstance(labels, pd.DataFrame) else labels
+    of = lambda l: [l] if isinstance(l, str) else l
+    sets = any(not isinstance(l, str) for l in counts)
+    if counts and sets != multi:
         raise ValueError(f"the rows carry {'label sets (lists)' if sets else 'single labels (strings)'}, and the model is "
                          f"{'multi-label' if multi else 'single-label'}: evaluate {'a multi-label' if sets else 'a single-label'} model on them")
-    members = [m for l in given for m in ([l] if isinstance(l, str) else l)]
-    unknown = sorted(set(members) - set(known))
+    unknown = sorted({m for l in counts for m in of(l)} - set(known))
     if unknown: raise ValueError(f"labels the model does not know: {unknown[:20]} ({len(unknown)} labels, "
-                                 f"{sum(any(m in unknown for m in ([l] if isinstance(l, str) else l)) for l in given)} rows); "
+                                 f"{sum(c for l, c in counts.items() if any(m in unknown for m in of(l)))} rows); "
                                  f"the model knows {known[:20]}")
 
 # %% ../nbs/03_eval.ipynb #0a4927a4
@@ -135,8 +171,15 @@ def check_labels(df: pd.DataFrame, known: list[str], multi: bool = False):
 class EvalResult:
     "What the evaluation step produced."
     metrics: dict  # everything in metrics.json
-    records: pd.DataFrame  # one row per example, as in the JSONL output
     output: Path  # the JSONL file; metrics.json is beside it
+    ids: np.ndarray | None = None  # the rows evaluated (their records are in `output`); None: every record there
+
+    @cached_property
+    def records(self) -> pd.DataFrame:
+        "The records of the rows evaluated, one row per example in id order, read from `output` when first asked (all of them: for millions of rows, stream `records.iter_records`)."
+        want = None if self.ids is None else set(self.ids.tolist())
+        return pd.DataFrame(sorted((r for part in iter_records(self.output) for r in part if want is None or r["id"] in want),
+                                   key=lambda r: r["id"]))
 
 # %% ../nbs/03_eval.ipynb #e3b00002
 def _model_file(model: str, name: str, revision: str | None = None) -> dict:
@@ -161,6 +204,22 @@ def training_rows(
     train["label"] = [label_value(l) for l in train["label"]]  # a set: a sorted list
     return train.loc[ids["train"]].reset_index(), train.loc[ids["validation"]].reset_index()
 
+def model_baseline(
+    clf: Classifier,  # the model evaluated: its labels, its shape
+    model: str, revision: str | None = None,  # where its training_rows.json is
+) -> tuple[object | None, dict]:
+    "The baseline fitted on the model's training rows and what to say of it; `(None, {'skipped': why})` when it cannot be fitted."
+    try:
+        train, val = training_rows(model, revision)
+        balanced = _model_file(model, "train_metrics.json", revision)["settings"].get("class_weights") == "balanced"
+    except (OSError, ValueError) as e:
+        logger.warning("no baseline: %s", e)
+        return None, {"skipped": str(e)}
+    b = fit_baseline([joined(t) for t in train["text"]], train["label"].tolist(), clf.labels, [joined(t) for t in val["text"]],
+                     val["label"].tolist(), balanced)  # several text fields: one text, a line each
+    return b, {"model": DESCRIPTION + (", class_weight='balanced' (as the model)" if balanced else ""), "fitted_on": b.rows,
+               "class_weights": "balanced" if balanced else "none", "seconds": b.seconds}
+
 def score_baseline(
     clf: Classifier,  # the model evaluated: its labels, its shape
     labelled: pd.DataFrame,  # the labelled rows it was scored on (`text`, `label`)
@@ -168,19 +227,12 @@ def score_baseline(
     k: int = 3,  # top-k, as for the model
 ) -> dict:
     "The baseline fitted on the model's training rows, scored on `labelled` as the model is; `{'skipped': why}` when it cannot be."
-    try:
-        train, val = training_rows(model, revision)
-        balanced = _model_file(model, "train_metrics.json", revision)["settings"].get("class_weights") == "balanced"
-    except (OSError, ValueError) as e:
-        logger.warning("no baseline: %s", e)
-        return {"skipped": str(e)}
-    b = fit_baseline([joined(t) for t in train["text"]], train["label"].tolist(), clf.labels, [joined(t) for t in val["text"]],
-                     val["label"].tolist(), balanced)  # several text fields: one text, a line each
+    b, said = model_baseline(clf, model, revision)
+    if b is None: return said
     top, _, sets = b.predict([joined(t) for t in labelled["text"]], k)
     true = labelled["label"].tolist()
     m = set_report(true, sets, top, clf.labels, b.thresholds.tolist(), k) if clf.multi else topk_metrics(true, top, clf.labels, k)
-    return {"model": DESCRIPTION + (", class_weight='balanced' (as the model)" if balanced else ""), "fitted_on": b.rows,
-            "class_weights": "balanced" if balanced else "none", "seconds": b.seconds, **m}
+    return {**said, **m}
 
 # %% ../nbs/03_eval.ipynb #2f20c253
 def scores_of(
@@ -190,7 +242,7 @@ def scores_of(
     batch_size: int = 64,
 ) -> dict[int, list[float]]:
     "Every label's score of each labelled row, by id: those kept in `probs_file`, and any it lacks predicted now (and kept)."
-    have = kept_probs(probs_file, clf.fingerprint)
+    have = kept_probs(probs_file, clf.fingerprint, set(labelled["id"].tolist()))
     if len(missing := labelled[~labelled["id"].isin(list(have))]):  # a kill between the two appends, or an older predictions file
         clf.predict(missing["text"].tolist(), 1, batch_size, keep_probs=True)
         append_probs(probs_file, missing["id"], clf.probs, clf.fingerprint)
@@ -216,42 +268,54 @@ def _score_sets(metrics: dict, clf: Classifier, labelled: pd.DataFrame, probs_ou
                                          "(lowest label quality score, 6 decimals; ties by id) first; looks_missing / looks_wrong "
                                          "at the model's thresholds"}
 
+LABEL_ISSUE_ROWS = 200_000  # labelled rows cleanlab ranks at most: a seeded uniform sample of them beyond (their scores are held)
+
+def _tally_records(records: list[dict], t: dict):
+    "Add a part of the records to the running counts `t` of `evaluate`."
+    t["rows"] += len(records)
+    t["truncated"] += sum(bool(r.get("truncated")) for r in records)
+    t["inputs"] += sum(r.get("chunks", 1) for r in records); t["chunked"] += sum(r.get("chunks", 1) > 1 for r in records)
+
 def evaluate(
     s: EvalSettings,
     model: str,  # fine-tuned model (folder or Hub id)
     dataset: str = "",  # cleaned dataset to take `s.split` from (unless `s.examples` is set)
     output: str | Path = "",  # the per-example JSONL file
-    chunk_rows: int | None = None,  # rows per append (default: 16 batches, at least 1,024): a kill loses at most this much
+    chunk_rows: int | None = None,  # rows per part and append (default: 16 batches, at least 1,024): a kill loses at most this much
 ) -> EvalResult:
-    "Predict the rows, append records to `output` (resuming), score them, and write `metrics.json` beside it."
+    "Predict the rows part by part, append records to `output` (resuming), score them from that file part by part, and write `metrics.json` beside it: memory does not grow with the rows."
     t0 = time.time()
     set_threads(s.threads)
     clf = Classifier(model, s.revision or None, quantize=s.quantize, long_texts=s.long_texts, pool=s.pool, max_chunks=s.max_chunks)
     chunked = clf.long_texts["handling"] == "chunks"
     done_texts = done_inputs = 0; busy = 0.0  # this run's prediction: texts, model inputs (chunks), seconds
-    rows, source = load_rows(s, dataset, examples_text_field(clf.text_fields, s.text_field) if s.examples else None)
-    if clf.multi:  # a plain string among label lists is a one-label set
-        if any(isinstance(l, list) for l in rows["label"]):
-            rows["label"] = pd.Series([[l] if isinstance(l, str) else l for l in rows["label"]], index=rows.index, dtype=object)
-    check_labels(rows, clf.labels, clf.multi)
+    chunk = chunk_rows or max(s.batch_size*16, 1024)
+    source, parts = row_parts(s, dataset, examples_text_field(clf.text_fields, s.text_field) if s.examples else None, chunk)
+    k = min(s.top_k, len(clf.labels))
+    as_sets = (lambda p: p.assign(label=[[l] if isinstance(l, str) else l for l in p["label"]])) if clf.multi else (lambda p: p)  # a plain string among label lists: a one-label set
+    ids, digests, counts = [], [], Counter()  # first pass: what the rows are (no texts kept), to check them before any prediction
+    for part in parts():
+        counts.update(label_counts(part["label"]))
+        part = as_sets(part)
+        ids.append(part["id"].to_numpy(np.int64)); digests.append(np.array([record_digest(t, l, k) for t, l in zip(part["text"], part["label"])], dtype=np.int64))
+    if not ids: raise ValueError(f"no rows to evaluate in {source}")
+    rows = pd.Series(np.concatenate(digests), index=np.concatenate(ids))
+    check_labels(counts, clf.labels, clf.multi)
     out = Path(output)
     check_metrics_file(out, s.overwrite)
-    done = open_output(out, clf.name, clf.fingerprint, s.overwrite)
+    kept = open_output(out, clf.name, clf.fingerprint, s.overwrite)
     probs_out = out.with_name(f"{out.stem}.probs.jsonl")  # every label's score of each labelled row: what label issues need
     if s.overwrite: probs_out.unlink(missing_ok=True)
-    k = min(s.top_k, len(clf.labels))
-    stale = [r.id for r in rows.itertuples() if r.id in done and (
-        done[r.id]["text"] != r.text or done[r.id]["label"] != label_value(r.label)
-        or len(done[r.id]["top_labels"]) != k)]
-    if stale: raise FileExistsError(
+    both = rows.index.intersection(kept.index)
+    if len(stale := both[rows[both].to_numpy() != kept[both].to_numpy()]): raise FileExistsError(
         f"{out} holds records for other rows or another {setting_name('top_k')} under the same ids (e.g. id {stale[0]}); pass "
         f"{switch_on('overwrite')} to start it afresh, or choose another {setting_name('output')}")
-    todo = rows[~rows["id"].isin(list(done))]
-    logger.info("%d rows to predict (%d already in %s), model %s %s", len(todo), len(rows) - len(todo), out, clf.name, clf.fingerprint)
-    chunk = chunk_rows or max(s.batch_size*16, 1024)
-    with tqdm(total=len(todo), desc="evaluating", unit="text", disable=len(todo) < 2*chunk) as bar:
-        for start in range(0, len(todo), chunk):
-            part = todo.iloc[start:start + chunk]
+    todo = len(rows) - len(both)
+    logger.info("%d rows to predict (%d already in %s), model %s %s", todo, len(both), out, clf.name, clf.fingerprint)
+    with tqdm(total=todo, desc="evaluating", unit="text", disable=todo < 2*chunk) as bar:
+        for part in parts():
+            part = as_sets(part)
+            if not len(part := part[~part["id"].isin(kept.index)]): continue
             t1 = time.perf_counter()
             labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size, keep_probs=True)
             busy += time.perf_counter() - t1; done_texts += len(part); done_inputs += int(clf.chunks.sum())
@@ -261,43 +325,64 @@ def evaluate(
             append_records(out, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c, p, n if chunked else None)
                                  for r, l, sc, c, p, n in zip(part.itertuples(), labels, scores, clf.cut, sets, clf.chunks)])
             bar.update(len(part))
-    recs = {r["id"]: r for r in read_records(out)}
-    records = pd.DataFrame([recs[i] for i in rows["id"] if i in recs])
-    labelled = records[records["label"].notna()]
+    # the measures, from the records file part by part: running sums, a bounded sample for label issues
+    b, b_said = model_baseline(clf, model, s.revision or None) if s.baseline and counts else (None, {})  # only for labelled rows
+    tally, b_tally = TopkTally(clf.labels, k), TopkTally(clf.labels, k)
+    t = {"rows": 0, "truncated": 0, "inputs": 0, "chunked": 0}
+    sets, b_sets, sample, labelled, rng = [], [], [], 0, random.Random(0)  # label sets: the labelled records (no scores); the sample
+    for part in iter_records(out):
+        part = [r for r in part if r["id"] in rows.index]
+        _tally_records(part, t)
+        lab = [r for r in part if r["label"] is not None]
+        if not lab: continue
+        if clf.multi: sets += [{c: r[c] for c in ("id", "text", "label", "predicted", "top_labels", "top_scores", "exact", "missing", "extra")} for r in lab]
+        else: tally.add([r["label"] for r in lab], [r["top_labels"] for r in lab], [r["top_scores"][0] for r in lab])
+        if b is not None:
+            top, _, bs = b.predict([joined(r["text"]) for r in lab], k)
+            if clf.multi: b_sets += [(r["label"], s_, t_) for r, s_, t_ in zip(lab, bs, top)]
+            else: b_tally.add([r["label"] for r in lab], top)
+        for r in lab:  # reservoir sampling (Algorithm R): every labelled row as likely, whatever the file's size
+            labelled += 1
+            if len(sample) < LABEL_ISSUE_ROWS: sample.append({c: r[c] for c in ("id", "text", "label")})
+            elif (j := rng.randrange(labelled)) < LABEL_ISSUE_ROWS: sample[j] = {c: r[c] for c in ("id", "text", "label")}
+    sample = pd.DataFrame(sorted(sample, key=lambda r: r["id"]), columns=["id", "text", "label"])
     metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized,
                "problem_type": clf.problem_type, **source,
-               "rows": len(records), "labelled": len(labelled), "unlabelled": len(records) - len(labelled),
-               "truncated": {"max_length": clf.max_length,
-                             "rows": int(records["truncated"].fillna(False).astype(bool).sum()) if "truncated" in records else 0},
-               "long_texts": {**clf.long_texts, **({"inputs": int(records["chunks"].fillna(1).sum()) if "chunks" in records else len(records),
-                                                    "chunked_rows": int((records["chunks"].fillna(1) > 1).sum()) if "chunks" in records else 0}
-                                                   if chunked else {})},
+               "rows": t["rows"], "labelled": labelled, "unlabelled": t["rows"] - labelled,
+               "truncated": {"max_length": clf.max_length, "rows": t["truncated"]},
+               "long_texts": {**clf.long_texts, **({"inputs": t["inputs"], "chunked_rows": t["chunked"]} if chunked else {})},
                "throughput": {"texts": done_texts, "inputs": done_inputs, "seconds": round(busy, 3),  # this run's prediction (resumed rows excluded)
                               "texts_per_second": round(done_texts/busy, 2) if busy else None,
                               "inputs_per_second": round(done_inputs/busy, 2) if busy else None}}
-    if len(labelled) and clf.multi: _score_sets(metrics, clf, labelled, probs_out, out, s, k)
-    elif len(labelled):
-        metrics["fine_tuned"] = topk_metrics(labelled["label"].tolist(), labelled["top_labels"].tolist(), clf.labels, k)
-        cal = top1_calibration(labelled)
+    if labelled and clf.multi: _score_sets(metrics, clf, pd.DataFrame(sorted(sets, key=lambda r: r["id"])), probs_out, out, s, k)
+    elif labelled:
+        metrics["fine_tuned"] = tally.metrics()
+        cal = tally.calibration()
         metrics["fine_tuned"].update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
         metrics["reliability_diagram"] = str(reliability_diagram(cal, out.with_name(f"{out.stem}.reliability.png")))
         metrics["confusion_matrix_png"] = str(confusion_png(metrics["fine_tuned"]["confusion_matrix"], out.with_name(f"{out.stem}.confusion.png")))
-        issues = probable_label_errors(labelled, scores_of(clf, labelled, probs_out, s.batch_size), clf.labels)
+        issues = probable_label_errors(sample, scores_of(clf, sample, probs_out, s.batch_size), clf.labels)
         write_jsonl(out.parent/"label_issues.jsonl", issues.to_dict("records"))
-        metrics["label_issues"] = {"rows": len(issues), "of": len(labelled), "file": str(out.parent/"label_issues.jsonl"),
+        metrics["label_issues"] = {"rows": len(issues), "of": len(sample), "file": str(out.parent/"label_issues.jsonl"),
                                    "method": "cleanlab find_label_issues (prune_by_noise_rate) on every label's score, "
-                                             "most suspect (lowest score of the given label, 6 decimals; ties by id) first"}
-    if s.zero_shot_model and len(labelled) and clf.multi:  # each label on its own (entailment vs contradiction), set at 0.5
-        top, zs_sets = zero_shot_top(s.zero_shot_model, labelled["text"].tolist(), clf.labels, k, s.batch_size, multi_label=True)
-        zs = set_report(labelled["label"].tolist(), zs_sets, top, clf.labels, [0.5]*len(clf.labels), k)
-        metrics["zero_shot"] = {"model": s.zero_shot_model, "thresholds": 0.5, **zs}
-    elif s.zero_shot_model and len(labelled):
-        top = zero_shot_top(s.zero_shot_model, labelled["text"].tolist(), clf.labels, k, s.batch_size)
-        metrics["zero_shot"] = {"model": s.zero_shot_model, **topk_metrics(labelled["label"].tolist(), top, clf.labels, k)}
-    if s.baseline and len(labelled): metrics["baseline"] = score_baseline(clf, labelled, model, s.revision or None, k)
+                                             "most suspect (lowest score of the given label, 6 decimals; ties by id) first"
+                                             + (f"; a seeded uniform sample of {len(sample):,} of the {labelled:,} labelled rows" if len(sample) < labelled else "")}
+    if s.zero_shot_model and labelled and clf.multi:  # each label on its own (entailment vs contradiction), set at 0.5
+        top, zs_sets = zero_shot_top(s.zero_shot_model, sample["text"].tolist(), clf.labels, k, s.batch_size, multi_label=True)
+        zs = set_report(sample["label"].tolist(), zs_sets, top, clf.labels, [0.5]*len(clf.labels), k)
+        metrics["zero_shot"] = {"model": s.zero_shot_model, "thresholds": 0.5, "rows": len(sample), **zs}
+    elif s.zero_shot_model and labelled:
+        top = zero_shot_top(s.zero_shot_model, sample["text"].tolist(), clf.labels, k, s.batch_size)
+        metrics["zero_shot"] = {"model": s.zero_shot_model, "rows": len(sample), **topk_metrics(sample["label"].tolist(), top, clf.labels, k)}
+    if s.baseline and labelled:
+        if b is None: metrics["baseline"] = b_said
+        elif clf.multi:
+            true, bs, top = (list(x) for x in zip(*b_sets))
+            metrics["baseline"] = {**b_said, **set_report(true, bs, top, clf.labels, b.thresholds.tolist(), k)}
+        else: metrics["baseline"] = {**b_said, **b_tally.metrics()}
     metrics.update(output=str(out), versions=library_versions(), seconds=round(time.time() - t0, 1))
     (out.parent/"metrics.json").write_text(json.dumps(metrics, indent=1, default=json_default) + "\n", encoding="utf-8")
-    return EvalResult(metrics, records, out)
+    return EvalResult(metrics, out, rows.index.to_numpy())
 
 # %% ../nbs/03_eval.ipynb #69e49fef
 def run_eval(s: EvalSettings) -> EvalResult:

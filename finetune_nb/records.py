@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/records.html.md"""
 # %% ../nbs/03b_records.ipynb #4988e211
 from __future__ import annotations
 
-import json, os
+import hashlib, json, os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,8 +19,8 @@ from .core import get_logger, jsonl_line, setting_name, storage_error, switch_on
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'example_record', 'label_value', 'read_records', 'open_output', 'append_records', 'append_probs',
-           'kept_probs', 'write_jsonl', 'check_metrics_file']
+__all__ = ['logger', 'example_record', 'label_value', 'cut_half_line', 'iter_records', 'read_records', 'record_digest',
+           'open_output', 'append_records', 'append_probs', 'kept_probs', 'write_jsonl', 'check_metrics_file']
 
 # %% ../nbs/03b_records.ipynb #412a1190
 def example_record(
@@ -51,26 +51,54 @@ def label_value(x) -> str | list[str] | None:
     return x if isinstance(x, str) else sorted(str(l) for l in x)
 
 # %% ../nbs/03b_records.ipynb #60509141
+def cut_half_line(path: Path):
+    "Cut a half-written last line (a kill in the middle of a write) off `path`, reading only its end."
+    with open(path, "r+b") as f:
+        end = size = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            f.seek(start)
+            if (i := f.read(end - start).rfind(b"\n")) >= 0: end = start + i + 1; break
+            end = start
+        if end < size:
+            logger.warning("%s: cutting a half-written last line (%d bytes)", path, size - end)
+            f.truncate(end)
+
+def iter_records(
+    path: Path,  # a predictions (or scores) file
+    part: int = 10_000,  # records a list
+):
+    "The complete records of `path` in lists of `part`, in file order, never the whole file at once; a half-written last line is cut off first."
+    if not path.exists(): return
+    cut_half_line(path)
+    out = []
+    with open(path, "rb") as f:
+        for line in f:  # split at "\n" only: a text's U+2028 stays inside its line
+            if line.strip(): out.append(json.loads(line))
+            if len(out) == part: yield out; out = []
+    if out: yield out
+
 def read_records(path: Path) -> list[dict]:
     "The complete records of a predictions file; a half-written last line is cut off the file."
-    if not path.exists(): return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        logger.warning("%s: cutting a half-written last line (%d bytes)", path, len(data) - end)
-        with open(path, "r+b") as f: f.truncate(end)
-    return [json.loads(l) for l in data[:end].decode("utf-8").split("\n") if l.strip()]
+    return [r for part in iter_records(path) for r in part]
 
-def open_output(path: Path, model: str, fingerprint: str, overwrite: bool = False) -> dict[int, dict]:
-    "Records already in `path` by row id; refuses a file written by another model unless `overwrite`."
+def record_digest(text, label, top_k: int) -> int:
+    "A 64-bit digest of what a record is of: its text, its label and how many top labels it holds (a resumed file must be of the same rows)."
+    key = json.dumps([text, label, top_k], sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
+
+def open_output(path: Path, model: str, fingerprint: str, overwrite: bool = False) -> pd.Series:
+    "The digests (`record_digest`) of the records already in `path`, indexed by row id, read part by part; refuses a file written by another model unless `overwrite`."
     path.parent.mkdir(parents=True, exist_ok=True)
     if overwrite and path.exists(): path.unlink()
-    records = read_records(path)
-    others = {(r.get("model"), r.get("fingerprint")) for r in records} - {(model, fingerprint)}
-    if others: raise FileExistsError(
-        f"{path} holds predictions of another model ({sorted(others)[0][0]} {sorted(others)[0][1]}); pass {switch_on('overwrite')} "
-        f"to replace them, or choose another {setting_name('output')}")
-    return {r["id"]: r for r in records}
+    ids, digests = [], []
+    for part in iter_records(path):
+        others = {(r.get("model"), r.get("fingerprint")) for r in part} - {(model, fingerprint)}
+        if others: raise FileExistsError(
+            f"{path} holds predictions of another model ({sorted(others)[0][0]} {sorted(others)[0][1]}); pass {switch_on('overwrite')} "
+            f"to replace them, or choose another {setting_name('output')}")
+        ids += [r["id"] for r in part]; digests += [record_digest(r["text"], r["label"], len(r["top_labels"])) for r in part]
+    return pd.Series(np.array(digests, dtype=np.int64), index=pd.Index(np.array(ids, dtype=np.int64), name="id"), name="digest")
 
 def append_records(path: Path, records: list[dict]):
     "Append `records` as whole JSON lines and flush them to disk."
@@ -92,9 +120,14 @@ def append_probs(
     append_records(path, [{"id": int(i), "fingerprint": fingerprint, "probs": [round(float(x), 6) for x in p]}
                           for i, p in zip(ids, probs)])
 
-def kept_probs(path: Path, fingerprint: str) -> dict[int, list[float]]:
-    "The scores `path` holds for the model of `fingerprint`, by row id (another model's are ignored)."
-    return {r["id"]: r["probs"] for r in read_records(path) if r.get("fingerprint") == fingerprint}
+def kept_probs(
+    path: Path,  # the scores file
+    fingerprint: str,  # the model's: another model's scores are ignored
+    ids=None,  # only these rows' (a set, or anything `in` works on); None: all
+) -> dict[int, list[float]]:
+    "The scores `path` holds for the model of `fingerprint`, by row id, read part by part."
+    return {r["id"]: r["probs"] for part in iter_records(path) for r in part
+            if r.get("fingerprint") == fingerprint and (ids is None or r["id"] in ids)}
 
 # %% ../nbs/03b_records.ipynb #87cc9d1f
 def write_jsonl(path: Path, records: list[dict]):
