@@ -349,3 +349,32 @@ def test_evaluation_cuts_texts_where_training_did(tmp_path):
     assert {r["id"] for r in recs if r["truncated"]} == long
     assert res.info["truncated"]["train"] + res.info["truncated"]["validation"] == \
         sum(len(tok(t, verbose=False)["input_ids"]) > 32 for t in pd.read_parquet(next((tmp_path/"data"/"data").glob("train-*.parquet"))).text)
+
+
+def test_a_file_read_in_parts_gives_the_figures_of_the_whole(world, tmp_path, monkeypatch):
+    "A gzip-compressed examples file, parts of 5 rows, skipped and unlabelled lines, max_samples: the records and every figure are those of the rows at once."
+    import gzip
+    import finetune_nb.evaluation as ev
+    from finetune_nb.metrics import top1_calibration, topk_metrics
+    from conftest import TOPICS, WORDS
+    lines = [json.dumps({"text": t.format(w), "y": lab}) for lab, t in TOPICS.items() for w in WORDS]
+    lines[3], lines[10], lines[20] = "{broken", json.dumps({"text": "no label here"}), ""
+    f = tmp_path/"ex.jsonl.gz"
+    f.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    monkeypatch.setattr(ev, "LABEL_ISSUE_ROWS", 10)  # fewer than the labelled rows: a sample
+    res = evaluate(es(examples=str(f), text_field="text", label_field="y", max_samples=30), world["model"], output=tmp_path/"p.jsonl",
+                   chunk_rows=5)
+    recs = [json.loads(l) for l in (tmp_path/"p.jsonl").read_text().splitlines()]
+    kept = [i for i, l in enumerate(lines, 1) if l and l != "{broken"][:30]  # line numbers of the first 30 rows
+    assert [r["id"] for r in recs] == kept and res.records["id"].tolist() == kept
+    m = res.metrics
+    assert (m["rows"], m["labelled"], m["unlabelled"], m["skipped_lines"]) == (30, 29, 1, 2)
+    lab = [r for r in recs if r["label"] is not None]
+    whole = topk_metrics([r["label"] for r in lab], [r["top_labels"] for r in lab], Classifier(world["model"]).labels, 3)
+    assert m["fine_tuned"]["confusion_matrix"] == whole["confusion_matrix"]
+    assert m["fine_tuned"]["top1_accuracy"] == pytest.approx(whole["top1_accuracy"]) and m["fine_tuned"]["macro_f1"] == pytest.approx(whole["macro_f1"])
+    assert m["fine_tuned"]["ece"] == pytest.approx(top1_calibration(pd.DataFrame(lab))["ece"])
+    assert m["label_issues"]["of"] == 10 and "a seeded uniform sample of 10 of the 29 labelled rows" in m["label_issues"]["method"]
+    again = evaluate(es(examples=str(f), text_field="text", label_field="y", max_samples=30), world["model"], output=tmp_path/"p.jsonl",
+                     chunk_rows=7)  # resumed: nothing to predict, the same figures
+    assert again.metrics["throughput"]["texts"] == 0 and again.metrics["fine_tuned"] == m["fine_tuned"]
