@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/eval.html.md"""
 # %% ../nbs/03_eval.ipynb #b5b97176
 from __future__ import annotations
 
-import json, random, time
+import json, os, random, time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -36,7 +36,8 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'PART_ROWS', 'LABEL_ISSUE_ROWS', 'EvalSettings', 'row_parts', 'load_rows', 'label_counts', 'check_labels',
-           'EvalResult', 'training_rows', 'model_baseline', 'score_baseline', 'scores_of', 'evaluate', 'run_eval']
+           'EvalResult', 'training_rows', 'model_baseline', 'score_baseline', 'scores_of', 'merge_shards', 'evaluate',
+           'run_eval']
 
 # %% ../nbs/03_eval.ipynb #838686ad
 @dataclass
@@ -270,6 +271,35 @@ def _score_sets(metrics: dict, clf: Classifier, labelled: pd.DataFrame, probs_ou
 
 LABEL_ISSUE_ROWS = 200_000  # labelled rows cleanlab ranks at most: a seeded uniform sample of them beyond (their scores are held)
 
+def _processes():
+    "This process's rank, how many take part, and accelerate's state (None in a single process): `accelerate launch` or `torchrun` start several."
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1: return 0, 1, None
+    import torch
+    from accelerate import PartialState
+    state = PartialState(cpu=not torch.cuda.is_available())  # several processes without CUDA: gloo
+    return state.process_index, state.num_processes, state
+
+def _shard_files(out: Path) -> list[Path]:
+    "The records files of the processes of a run over several (`<stem>.part<rank>of<n>.jsonl`), whatever their number."
+    return sorted(out.parent.glob(f"{out.stem}.part*of*.jsonl"))
+
+def merge_shards(out: Path, probs_out: Path):
+    "Append the records of every process's part to `out` in id order (and their scores to `probs_out`), leaving out ids `out` holds, then delete the parts: a kill in between loses nothing."
+    import heapq
+    for whole, parts in ((out, [f for f in _shard_files(out) if ".probs." not in f.name]),
+                         (probs_out, _shard_files(probs_out))):
+        if not parts: continue
+        have = set()
+        for part in iter_records(whole): have.update(r["id"] for r in part)
+        streams = [(r for part in iter_records(f) for r in part) for f in parts]
+        batch = []
+        for r in heapq.merge(*streams, key=lambda r: r["id"]):
+            if r["id"] in have: continue
+            have.add(r["id"]); batch.append(r)
+            if len(batch) == 10_000: append_records(whole, batch); batch = []
+        if batch: append_records(whole, batch)
+        for f in parts: f.unlink()
+
 def _tally_records(records: list[dict], t: dict):
     "Add a part of the records to the running counts `t` of `evaluate`."
     t["rows"] += len(records)
@@ -290,6 +320,7 @@ def evaluate(
     chunked = clf.long_texts["handling"] == "chunks"
     done_texts = done_inputs = 0; busy = 0.0  # this run's prediction: texts, model inputs (chunks), seconds
     chunk = chunk_rows or max(s.batch_size*16, 1024)
+    rank, world, state = _processes()  # several processes: each predicts every world-th part into a file of its own
     source, parts = row_parts(s, dataset, examples_text_field(clf.text_fields, s.text_field) if s.examples else None, chunk)
     k = min(s.top_k, len(clf.labels))
     as_sets = (lambda p: p.assign(label=[[l] if isinstance(l, str) else l for l in p["label"]])) if clf.multi else (lambda p: p)  # a plain string among label lists: a one-label set
@@ -303,28 +334,49 @@ def evaluate(
     check_labels(counts, clf.labels, clf.multi)
     out = Path(output)
     check_metrics_file(out, s.overwrite)
-    kept = open_output(out, clf.name, clf.fingerprint, s.overwrite)
     probs_out = out.with_name(f"{out.stem}.probs.jsonl")  # every label's score of each labelled row: what label issues need
-    if s.overwrite: probs_out.unlink(missing_ok=True)
+    if rank == 0:
+        kept = open_output(out, clf.name, clf.fingerprint, s.overwrite)
+        if s.overwrite:
+            for f in [probs_out, *_shard_files(out), *_shard_files(probs_out)]: f.unlink(missing_ok=True)
+    if state is not None: state.wait_for_everyone()
+    if rank > 0: kept = open_output(out, clf.name, clf.fingerprint)
+    if shards := _shard_files(out):  # a run over several processes left parts: their rows are done too
+        kept = pd.concat([kept, *(open_output(f, clf.name, clf.fingerprint) for f in shards)])
+        kept = kept[~kept.index.duplicated()]
+    if state is not None: state.wait_for_everyone()  # every process has read the parts before any appends to its own
+    mine, mine_probs = ((out.with_name(f"{out.stem}.part{rank}of{world}.jsonl"), probs_out.with_name(f"{probs_out.stem}.part{rank}of{world}.jsonl"))
+                        if world > 1 else (out, probs_out))
     both = rows.index.intersection(kept.index)
     if len(stale := both[rows[both].to_numpy() != kept[both].to_numpy()]): raise FileExistsError(
         f"{out} holds records for other rows or another {setting_name('top_k')} under the same ids (e.g. id {stale[0]}); pass "
         f"{switch_on('overwrite')} to start it afresh, or choose another {setting_name('output')}")
     todo = len(rows) - len(both)
-    logger.info("%d rows to predict (%d already in %s), model %s %s", todo, len(both), out, clf.name, clf.fingerprint)
-    with tqdm(total=todo, desc="evaluating", unit="text", disable=todo < 2*chunk) as bar:
-        for part in parts():
+    ours = ((np.arange(len(rows))//chunk) % world == rank) & ~rows.index.isin(kept.index)  # the parts of `row_parts` are `chunk` rows each
+    logger.info("%d rows to predict (%d already in %s)%s, model %s %s", todo, len(both), out,
+                f", shared by {world} processes" if world > 1 else "", clf.name, clf.fingerprint)
+    with tqdm(total=int(ours.sum()), desc="evaluating" + (f" (process {rank + 1} of {world})" if world > 1 else ""), unit="text",
+              disable=todo < 2*chunk) as bar:
+        for i, part in enumerate(parts()):
+            if i % world != rank: continue  # another process's part
             part = as_sets(part)
             if not len(part := part[~part["id"].isin(kept.index)]): continue
             t1 = time.perf_counter()
             labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size, keep_probs=True)
             busy += time.perf_counter() - t1; done_texts += len(part); done_inputs += int(clf.chunks.sum())
             keep = part["label"].notna().to_numpy()  # every label's score of the labelled rows, just before their records
-            append_probs(probs_out, part["id"][keep], clf.probs[keep], clf.fingerprint)
+            append_probs(mine_probs, part["id"][keep], clf.probs[keep], clf.fingerprint)
             sets = clf.sets if clf.multi else [None]*len(part)
-            append_records(out, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c, p, n if chunked else None)
+            append_records(mine, [example_record(r, l, sc, k, clf.name, clf.fingerprint, clf.revision, c, p, n if chunked else None)
                                  for r, l, sc, c, p, n in zip(part.itertuples(), labels, scores, clf.cut, sets, clf.chunks)])
             bar.update(len(part))
+    if state is not None:  # the main process merges the parts and measures; the others are done
+        from accelerate.utils import gather_object
+        done = gather_object([(done_texts, done_inputs, busy)])
+        state.wait_for_everyone()
+        if rank > 0: return EvalResult({}, out, rows.index.to_numpy())
+        done_texts, done_inputs, busy = sum(d[0] for d in done), sum(d[1] for d in done), max(d[2] for d in done)  # prediction's wall time: the slowest
+    if world > 1 or _shard_files(out): merge_shards(out, probs_out)  # or the parts a run over several processes left
     # the measures, from the records file part by part: running sums, a bounded sample for label issues
     b, b_said = model_baseline(clf, model, s.revision or None) if s.baseline and counts else (None, {})  # only for labelled rows
     tally, b_tally = TopkTally(clf.labels, k), TopkTally(clf.labels, k)
@@ -351,7 +403,7 @@ def evaluate(
                "rows": t["rows"], "labelled": labelled, "unlabelled": t["rows"] - labelled,
                "truncated": {"max_length": clf.max_length, "rows": t["truncated"]},
                "long_texts": {**clf.long_texts, **({"inputs": t["inputs"], "chunked_rows": t["chunked"]} if chunked else {})},
-               "throughput": {"texts": done_texts, "inputs": done_inputs, "seconds": round(busy, 3),  # this run's prediction (resumed rows excluded)
+               "throughput": {"texts": done_texts, "inputs": done_inputs, "seconds": round(busy, 3), "processes": world,  # this run's prediction (resumed rows excluded)
                               "texts_per_second": round(done_texts/busy, 2) if busy else None,
                               "inputs_per_second": round(done_inputs/busy, 2) if busy else None}}
     if labelled and clf.multi: _score_sets(metrics, clf, pd.DataFrame(sorted(sets, key=lambda r: r["id"])), probs_out, out, s, k)
@@ -401,8 +453,10 @@ def run_eval(s: EvalSettings) -> EvalResult:
         if not (dataset := trained.get("dataset")): raise ValueError(
             f"give {setting_name('dataset')} or {setting_name('examples')}: {model} was trained on a local dataset "
             f"({trained.get('dataset_name') or 'unnamed'}) that its train_metrics.json cannot point to")
+    if not s.output and _processes()[1] > 1: raise ValueError(f"several processes write one predictions file: give {setting_name('output')}")
     output = s.output or str(run_folder("eval")/"predictions.jsonl")  # a new run folder, once the inputs are known
     res = evaluate(s, model, dataset, output)
+    if not res.metrics: return res  # another process of several: the main one measures and reports
     m = res.metrics
     if "fine_tuned" in m and m["problem_type"] == "multi_label_classification":
         f = m["fine_tuned"]

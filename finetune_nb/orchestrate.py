@@ -366,7 +366,7 @@ def run_pipeline(
     try:
         for step, settings in plan.steps.items():
             error = None
-            if state.is_main_process or step == "train":  # cleaning and evaluation: main process only
+            if state.is_main_process or step in ("train", "eval"):  # cleaning: the main process; prediction: each its share
                 t = time.time()
                 record["steps"][step] = {"status": "running"}
                 logger.info("step %s", step)
@@ -378,7 +378,7 @@ def run_pipeline(
                 if error is None:
                     record["steps"][step] = {"status": "done", "seconds": round(time.time() - t, 1), **out}
                     if state.is_main_process: write_json(run_dir/"run.json", record)
-            if step == "clean" and state.num_processes > 1:  # the others wait for the data, and stop if there is none
+            if step in ("clean", "train") and state.num_processes > 1:  # the others wait for the data (the model), and stop if there is none
                 failed = _share(str(error) if error else None)
                 if failed and error is None: raise StepError(step, f"on the main process: {failed}")
             if error is not None: raise error
@@ -512,6 +512,11 @@ def _leave_together(code: int):
     process_state().wait_for_everyone()
     sys.stderr.flush(); sys.stdout.flush(); os._exit(code)
 
+def _launch(n: int, argv: list[str]) -> int:
+    "`--processes N`: the same command in N processes under `torchrun` (one machine); its exit code."
+    torchrun = Path(sys.executable).parent/"torchrun"
+    return subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", str(n), "-m", "finetune_nb.orchestrate", *argv]).returncode
+
 def _main(argv: list[str] | None) -> int:
     try: s = parse_settings(argv)
     except SettingsError as e:  # under a launcher every process finds the same error: the first one says it
@@ -519,6 +524,7 @@ def _main(argv: list[str] | None) -> int:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1: _leave_together(2)  # not before the first one has said it
         return 2
     except SystemExit as e: return int(e.code or 0)  # --help (0) or an unknown flag (2, argparse says why)
+    if s.processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1: return _launch(s.processes, sys.argv[1:] if argv is None else argv)
     if not get_logger().handlers: setup_logging()
     main_process = process_state().is_main_process  # under accelerate, one process speaks
     try: res = run_pipeline(s, ["finetune-nb", *(sys.argv[1:] if argv is None else argv)])

@@ -61,6 +61,7 @@ class OrchestrateSettings:
     private: bool = setting(False, "create new Hub repos as private", "run")
     seed: int = setting(42, "seed of the split, down-sampling, validation split and initialisation", "run")
     threads: int = setting(0, "torch CPU threads (0: torch's default)", "run")
+    processes: int = setting(1, "processes to run as, started with torchrun (each GPU one, or CPU processes over gloo): all train on their share of every batch and predict every N-th part of the rows; the main one cleans and measures", "run")
     wandb_project: str = inherit(TrainSettings, "wandb_project", "run")
     wandb_mode: str = inherit(TrainSettings, "wandb_mode", "run")
 
@@ -123,6 +124,7 @@ class OrchestrateSettings:
         if bad := [x for x in self.skip if x not in STEPS]: errors.append(f"`skip`: {bad} are not steps ({', '.join(STEPS)})")
         if self.stop_after not in ("", *STEPS): errors.append(f"`stop_after` must be one of {', '.join(STEPS)} or empty, got {self.stop_after!r}")
         if not 0 <= self.seed < 2**32: errors.append(f"`seed` must be between 0 and 2**32 - 1, got {self.seed}")
+        if self.processes < 1: errors.append(f"`processes` must be at least 1, got {self.processes}")
         if self.engine not in ENGINES: errors.append(f"`engine` must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.wandb_mode not in WANDB_MODES: errors.append(f"`wandb_mode` must be one of {', '.join(WANDB_MODES)}, got {self.wandb_mode!r}")
         if self.name and not re.fullmatch(r"[\w.-]+", self.name): errors.append(f"`name` {self.name!r}: use letters, digits, '.', '_' and '-'")

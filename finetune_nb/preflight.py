@@ -541,6 +541,6 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
         nbs = notebooks_dir(s)
         if missing := [n for x, n in NOTEBOOKS.items() if x in steps and not (nbs/n).is_file()]:
             r.problem(f"{setting_name('engine')} papermill: {', '.join(missing)} not found in {nbs}; set {setting_name('notebooks')}, or use {setting_name('engine')} python")
-        if _num_processes() > 1: r.problem(f"several processes (accelerate launch) need {setting_name('engine')} python")
+        if _num_processes() > 1 or s.processes > 1: r.problem(f"several processes (accelerate launch, {setting_name('processes')}) need {setting_name('engine')} python")
         check_kernel(r)
     return plan, r

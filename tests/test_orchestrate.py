@@ -6,6 +6,7 @@ import json, os, subprocess, sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import KERNELS, NBS, TOPICS, WORDS, assert_parameters_mirror, files_under, sealed_env, SECRETS_SCANNED
@@ -438,8 +439,8 @@ def test_module_entry_point_for_accelerate_launch(env, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_train_together_and_only_the_main_one_cleans_and_evaluates(env, tmp_path):
-    "`torchrun` (what `accelerate launch` starts) with 2 CPU processes: one run folder, DDP training, one of everything else."
+def test_two_processes_train_and_predict_together_and_only_the_main_one_cleans_and_measures(env, tmp_path):
+    "`torchrun` (what `accelerate launch` starts) with 2 CPU processes: one run folder, DDP training, prediction shared, one of everything else."
     cmd = [str(Path(sys.executable).parent/"torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "finetune_nb.orchestrate",
            str(env["data"]), *env["quick"], "--runs-dir", str(tmp_path), "--name", "ddp"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600,
@@ -455,6 +456,12 @@ def test_two_processes_train_together_and_only_the_main_one_cleans_and_evaluates
     assert max(steps) == -(-rows // (4*2))  # each optimiser step took a batch of 4 on each of the 2 processes
     assert len([w for w in record["artefacts"]["wandb"] if "offline" in w]) == 2  # one train run, one eval run
     assert res.stdout.count("## finetune_nb run") == 1
+    records = [json.loads(l) for l in Path(record["artefacts"]["predictions"]).read_text().splitlines()]
+    metrics = json.loads((run/"eval"/"metrics.json").read_text())
+    ids = [r["id"] for r in records]
+    assert ids == sorted(set(ids)) and len(ids) == metrics["rows"] == record["results"]["data"]["splits"]["test"]  # every test row once, in order
+    assert metrics["throughput"]["processes"] == 2 and metrics["throughput"]["texts"] == len(ids)  # the two processes' parts, merged
+    assert not list((run/"eval").glob("*.part*"))
 
 
 @pytest.mark.slow
@@ -583,3 +590,25 @@ def test_papermill_names_the_parameters(env, tmp_path):
                             progress_bar=False, parameters=dict(dataset=str(env["data"]), text_field="body.text", label_field="intent",
                                                                 train_batch_size=0, runs_dir=str(tmp_path/"runs")))
     assert "train settings: -p train_batch_size must be > 0, got 0" in e.value.evalue
+
+
+@pytest.mark.slow
+def test_processes_2_share_the_prediction_of_an_examples_file(finished, env, tmp_path):
+    "`--processes 2` starts torchrun itself (2 CPU processes, gloo): each predicts every other part; one records file in input order, the figures of one process."
+    model = json.loads((finished/"run.json").read_text())["artefacts"]["model"]["local"]
+    rows = [json.loads(l) for l in env["data"].read_text().splitlines() if l.strip()]
+    f = tmp_path/"many.jsonl"
+    f.write_text("".join(json.dumps({**r, "body": {"text": f"{r['body']['text']} {i}"}}) + "\n"
+                         for i in range(2500) for r in [rows[i % len(rows)]] if isinstance(r.get("body"), dict)))
+    flags = ["--model", model, "--examples", str(f), "--text-field", "body.text", "--label-field", "intent", "--threads", "1",
+             "--wandb-mode", "disabled", "--no-baseline", "--eval-batch-size", "16"]  # parts of 1,024 rows: three, two for the first process
+    assert main([*flags, "--run-dir", str(tmp_path/"one")]) == 0
+    assert main([*flags, "--run-dir", str(tmp_path/"two"), "--processes", "2"]) == 0
+    recs = [[json.loads(l) for l in (tmp_path/k/"eval"/"predictions.jsonl").read_text().splitlines()] for k in ("one", "two")]
+    assert len(recs[0]) > 2048 and [r["id"] for r in recs[1]] == [r["id"] for r in recs[0]]  # every row once, in input order
+    assert [r["top_labels"] for r in recs[1]] == [r["top_labels"] for r in recs[0]]
+    assert np.allclose([r["top_scores"] for r in recs[1]], [r["top_scores"] for r in recs[0]], atol=1e-5)
+    m = [json.loads((tmp_path/k/"eval"/"metrics.json").read_text()) for k in ("one", "two")]
+    assert m[1]["fine_tuned"]["confusion_matrix"] == m[0]["fine_tuned"]["confusion_matrix"] and m[1]["label_issues"]["of"] == m[0]["label_issues"]["of"]
+    assert (m[0]["throughput"]["processes"], m[1]["throughput"]["processes"], m[1]["throughput"]["texts"]) == (1, 2, len(recs[0]))
+    assert not list((tmp_path/"two"/"eval").glob("*.part*"))
