@@ -27,7 +27,7 @@ from .data import (LONG_TEXTS, POOLS, MissingFieldError, check_long_texts, check
 from .labelsets import binarize, is_multi_label
 from .metrics import TopkTally, label_calibration, probable_label_errors, probable_set_errors, set_report, top1_calibration, topk_metrics
 from .plots import confusion_png, per_label_png, reliability_diagram
-from .predict import Classifier, zero_shot_top
+from .predict import PRECISIONS, Classifier, zero_shot_top
 from .records import (append_probs, append_records, check_metrics_file, example_record, kept_probs, label_value,
                                  iter_records, open_output, read_records, record_digest, write_jsonl)
 from .reports import hub_repo_id, log_to_wandb, metrics_table, update_card, update_hub_card
@@ -58,6 +58,7 @@ class EvalSettings:
     overwrite: bool = setting(False, "start `output` afresh, even if another model wrote it")
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     quantize: bool = setting(False, "CPU only: int8 dynamic quantisation of the linear layers, faster with slightly different scores")
+    precision: str = setting("auto", "'auto' (bf16 on CUDA where supported, else fp16 there; fp32 elsewhere), 'fp32', 'bf16' or 'fp16': the number type prediction runs in (the fingerprint says which)")
     long_texts: str = setting("", "texts longer than the window: 'truncate', 'head-tail' or 'chunks'; empty: as the model was trained")
     pool: str = setting("", "chunks: a text's score from its chunks', 'mean' or 'max'; empty: as the model was trained")
     max_chunks: int = setting(-1, "chunks: most chunks per text (0: no cap); -1: as the model was trained")
@@ -76,6 +77,8 @@ class EvalSettings:
         errors += [f"`{k}` must be >= 0, got {getattr(self, k)}" for k in ("max_samples", "threads") if getattr(self, k) < 0]
         errors += check_long_texts(self.long_texts or LONG_TEXTS[0], self.pool or POOLS[0], -1, max(0, self.max_chunks))
         if self.max_chunks < -1: errors.append(f"`max_chunks` must be -1 (as the model was trained), 0 (no cap) or more, got {self.max_chunks}")
+        if self.precision not in PRECISIONS: errors.append(f"`precision` must be one of {PRECISIONS}, got {self.precision!r}")
+        elif self.quantize and self.precision not in ("auto", "fp32"): errors.append(f"`quantize` (int8) needs `precision` fp32, got {self.precision!r}")
         try: check_wandb_mode(self.wandb_mode)
         except ValueError as e: errors.append(str(e))
         for name, kind in (("dataset", "dataset"), ("model", "model")):
@@ -316,7 +319,8 @@ def evaluate(
     "Predict the rows part by part, append records to `output` (resuming), score them from that file part by part, and write `metrics.json` beside it: memory does not grow with the rows."
     t0 = time.time()
     set_threads(s.threads)
-    clf = Classifier(model, s.revision or None, quantize=s.quantize, long_texts=s.long_texts, pool=s.pool, max_chunks=s.max_chunks)
+    clf = Classifier(model, s.revision or None, quantize=s.quantize, long_texts=s.long_texts, pool=s.pool, max_chunks=s.max_chunks,
+                     precision=s.precision)
     chunked = clf.long_texts["handling"] == "chunks"
     done_texts = done_inputs = 0; busy = 0.0  # this run's prediction: texts, model inputs (chunks), seconds
     chunk = chunk_rows or max(s.batch_size*16, 1024)
@@ -398,7 +402,7 @@ def evaluate(
             if len(sample) < LABEL_ISSUE_ROWS: sample.append({c: r[c] for c in ("id", "text", "label")})
             elif (j := rng.randrange(labelled)) < LABEL_ISSUE_ROWS: sample[j] = {c: r[c] for c in ("id", "text", "label")}
     sample = pd.DataFrame(sorted(sample, key=lambda r: r["id"]), columns=["id", "text", "label"])
-    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized,
+    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized, "precision": clf.precision,
                "problem_type": clf.problem_type, **source,
                "rows": t["rows"], "labelled": labelled, "unlabelled": t["rows"] - labelled,
                "truncated": {"max_length": clf.max_length, "rows": t["truncated"]},

@@ -20,9 +20,11 @@ from .labelsets import MULTI, SINGLE
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'Classifier', 'zero_shot_top']
+__all__ = ['logger', 'PRECISIONS', 'Classifier', 'zero_shot_top']
 
 # %% ../nbs/03a_predict.ipynb #32f0b501
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # prediction's number types ('auto': half on CUDA, fp32 elsewhere)
+
 class Classifier:
     "A fine-tuned text classifier: `predict(texts, top_k)` gives the top-k labels and scores of each text."
     def __init__(
@@ -35,6 +37,7 @@ class Classifier:
         long_texts: str = "",  # texts longer than `max_length`: 'truncate', 'head-tail' or 'chunks'; empty: as the model was trained
         pool: str = "",  # chunks: 'mean' or 'max' of a text's chunks' scores; empty: as the model was trained
         max_chunks: int = -1,  # chunks: most chunks per text (0: no cap); -1: as the model was trained
+        precision: str = "auto",  # 'auto' (bf16 on CUDA where supported, else fp16 there; fp32 elsewhere), 'fp32', 'bf16' or 'fp16'
     ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -47,6 +50,11 @@ class Classifier:
                                                                             trust_remote_code=False).eval()
         self.device = torch.device(detect_device(device).type)
         self.model.to(self.device)
+        if precision not in PRECISIONS: raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "auto": precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if self.device.type == "cuda" else "fp32"
+        if precision != "fp32" and quantize: raise ValueError(f"`quantize` (int8) needs `precision` fp32, got {precision!r}")
+        self.precision = precision  # the weights' and activations' type; scores are computed in fp32 from the logits
+        if precision != "fp32": self.model.to({"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
         self.quantized = quantize and self.device.type == "cpu"
         if quantize and not self.quantized: logger.warning("quantize: int8 dynamic quantisation runs on the CPU only; %s keeps "
                                                            "the full-precision model", self.device.type)
@@ -81,13 +89,14 @@ class Classifier:
     @functools.cached_property
     def fingerprint(self) -> str:
         "What identifies these weights: the Hub commit, or a hash of a local folder's config and weights."
-        if commit := getattr(self.model.config, "_commit_hash", None): return commit + ("+int8" if self.quantized else "") + self._long_texts_suffix()
+        kind = ("+int8" if self.quantized else "") + ("" if self.precision == "fp32" else f"+{self.precision}") + self._long_texts_suffix()
+        if commit := getattr(self.model.config, "_commit_hash", None): return commit + kind
         h, folder = hashlib.sha256(), Path(self.name)
         for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder/"config.json"]:
             if f.is_file():
                 with open(f, "rb") as fh:
                     for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
-        return "sha256:" + h.hexdigest()[:16] + ("+int8" if self.quantized else "") + self._long_texts_suffix()
+        return "sha256:" + h.hexdigest()[:16] + kind
 
     def _long_texts_suffix(self) -> str:
         "Long texts handled otherwise than in training change the predictions: `+head-tail`, `+chunks:max:16`, ... (empty when as trained)."
