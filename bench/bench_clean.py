@@ -2,6 +2,7 @@
 bench/results/clean.md, with bench/results/clean_similarity.png.
 
     .venv/bin/python bench/bench_clean.py [--quick]
+    .venv/bin/python bench/bench_clean.py --scale [1000000 3000000 10000000] [--limit-gib 20]   # -> bench/results/clean_scale.md
 
 Every case runs in a fresh process, so its peak memory is its own. Run it on an otherwise idle machine.
 
@@ -57,7 +58,8 @@ def whole(case):
         res, _ = run_clean(CleanSettings(target=d + "/ds", **case["settings"]))
         dt = time.perf_counter() - t0
     return dict(seconds=dt, peak_mb=peak_mb(), lines=res.stats["input"]["lines"], train=len(res.train), test=len(res.test),
-                dropped=res.stats["dropped"], search_seconds=res.stats["near_duplicates"].get("seconds"))
+                dropped=res.stats["dropped"], search_seconds=res.stats["near_duplicates"].get("seconds"),
+                candidates=res.stats["near_duplicates"].get("candidates_verified"))
 
 
 def before_after(case):
@@ -146,6 +148,50 @@ def scores(found: Path, truth: Path) -> tuple[float, float]:
     return tp/max(1, len(a)), tp/max(1, len(b))
 
 
+def run_case_limited(case: dict, limit_bytes: int) -> dict:
+    "`run_case`, stopped when the process's resident memory passes `limit_bytes`: `{'stopped': peak}` then."
+    import threading
+    p = subprocess.Popen([sys.executable, __file__, "--case", json.dumps(case)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    over = []
+    def watch():
+        while p.poll() is None:
+            try: rss = next(int(l.split()[1]) for l in open(f"/proc/{p.pid}/status") if l.startswith("VmRSS:"))*1024
+            except (OSError, StopIteration): break
+            if rss > limit_bytes: over.append(rss); p.kill(); break
+            time.sleep(0.5)
+    threading.Thread(target=watch, daemon=True).start()
+    out, err = p.communicate()
+    if over: return {"stopped": over[0]}
+    if p.returncode: raise RuntimeError(f"{case}: {err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def scale(sizes, limit_gib: float):
+    "The whole step at growing sizes until one does not fit: seconds, peak memory, rows dropped as duplicates. Saves clean_scale.md."
+    from synth import write_jsonl
+    work = Path(os.environ.get("BENCH_CLEAN_WORK", tempfile.gettempdir()))/"bench_clean_scale"
+    work.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Cleaning at scale (`bench/bench_clean.py --scale`, {time.strftime('%Y-%m-%d')})", "",
+             "The whole step (read -> publish) on synthetic JSONL of short texts (bench/synth.py: Zipf vocabulary, 5% injected "
+             f"near copies, 20 labels), each size in a fresh process, stopped if it passes {limit_gib:g} GiB resident "
+             f"(this machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES')*os.sysconf('SC_PAGE_SIZE')/2**30:.0f} GiB).", "",
+             "| lines | seconds | peak MB | near-duplicate rows dropped | exact duplicates dropped | deduplication s | candidates verified |",
+             "|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        f = work/f"synth{n}.jsonl"
+        if not f.exists(): write_jsonl(f, n)
+        r = run_case_limited({"kind": "whole", "settings": {"input_path": str(f), "label_field": "label"}}, int(limit_gib*2**30))
+        if "stopped" in r:
+            lines.append(f"| {n:,} | – | over {r['stopped']/2**20:,.0f} (stopped) | – | – | – | – |")
+            print(lines[-1], flush=True); break
+        lines.append(f"| {n:,} | {r['seconds']:.1f} | {r['peak_mb']:,.0f} | {r['dropped'].get('near_duplicate', 0):,} | "
+                     f"{r['dropped'].get('exact_duplicate', 0):,} | {r['search_seconds']} | {r.get('candidates', '–')} |")
+        print(lines[-1], flush=True)
+    (RESULTS/"clean_scale.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(quick: bool = False):
     rows, lines = [], []
     def out(line=""):
@@ -229,4 +275,8 @@ if __name__ == "__main__":
     if "--case" in sys.argv:
         case = json.loads(sys.argv[sys.argv.index("--case") + 1])
         print(json.dumps({"whole": whole, "before_after": before_after, "search": search}[case["kind"]](case)))
+    elif "--scale" in sys.argv:  # --scale [N ...] [--limit-gib G]
+        at = sys.argv.index("--scale") + 1
+        sizes = [int(x) for x in sys.argv[at:] if x.isdigit()] or [1_000_000, 3_000_000, 10_000_000]
+        scale(sizes, float(sys.argv[sys.argv.index("--limit-gib") + 1]) if "--limit-gib" in sys.argv else 20.0)
     else: main("--quick" in sys.argv)
