@@ -253,13 +253,13 @@ def scores_of(
         have.update(zip(missing["id"].tolist(), clf.probs.round(6).tolist()))
     return have
 
-def _score_sets(metrics: dict, clf: Classifier, labelled: pd.DataFrame, probs_out: Path, out: Path, s: EvalSettings, k: int):
-    "Label sets: `set_report`, the calibration of every label's score, the per-label picture and the label issues, into `metrics`."
-    f = set_report(labelled["label"].tolist(), labelled["predicted"].tolist(), labelled["top_labels"].tolist(), clf.labels,
-                   clf.thresholds.tolist(), k)
+def _score_sets(metrics: dict, clf: Classifier, sets: pd.DataFrame, labelled: pd.DataFrame, probs_out: Path, out: Path, s: EvalSettings, k: int):
+    "Label sets: `set_report` of every labelled row (`sets`: `label`, `predicted`, `top_labels`), and on `labelled` (`id`, `text`, `label`: all of them, or the sample) the calibration of every label's score and the label issues, into `metrics`."
+    f = set_report(sets["label"].tolist(), sets["predicted"].tolist(), sets["top_labels"].tolist(), clf.labels, clf.thresholds.tolist(), k)
     probs = scores_of(clf, labelled, probs_out, s.batch_size)
     P = np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(clf.labels))
     cal = label_calibration(binarize(labelled["label"].tolist(), clf.labels), P, clf.labels)
+    if len(labelled) < len(sets): f["calibration_rows"] = len(labelled)  # a sample: every label's score of every row is not held
     f.update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
     for l, e in cal["per_label_ece"].items(): f["per_label"][l]["ece"] = e
     metrics["fine_tuned"] = f
@@ -270,7 +270,8 @@ def _score_sets(metrics: dict, clf: Classifier, labelled: pd.DataFrame, probs_ou
     metrics["label_issues"] = {"rows": len(issues), "of": len(labelled), "file": str(out.parent/"label_issues.jsonl"),
                                "method": "cleanlab find_label_issues (multi_label=True) on every label's score, most suspect "
                                          "(lowest label quality score, 6 decimals; ties by id) first; looks_missing / looks_wrong "
-                                         "at the model's thresholds"}
+                                         "at the model's thresholds"
+                                         + (f"; a seeded uniform sample of {len(labelled):,} of the {len(sets):,} labelled rows" if len(labelled) < len(sets) else "")}
 
 LABEL_ISSUE_ROWS = 200_000  # labelled rows cleanlab ranks at most: a seeded uniform sample of them beyond (their scores are held)
 
@@ -385,13 +386,13 @@ def evaluate(
     b, b_said = model_baseline(clf, model, s.revision or None) if s.baseline and counts else (None, {})  # only for labelled rows
     tally, b_tally = TopkTally(clf.labels, k), TopkTally(clf.labels, k)
     t = {"rows": 0, "truncated": 0, "inputs": 0, "chunked": 0}
-    sets, b_sets, sample, labelled, rng = [], [], [], 0, random.Random(0)  # label sets: the labelled records (no scores); the sample
+    sets, b_sets, sample, labelled, rng = [], [], [], 0, random.Random(0)  # label sets: each labelled row's sets; the sample
     for part in iter_records(out):
         part = [r for r in part if r["id"] in rows.index]
         _tally_records(part, t)
         lab = [r for r in part if r["label"] is not None]
         if not lab: continue
-        if clf.multi: sets += [{c: r[c] for c in ("id", "text", "label", "predicted", "top_labels", "top_scores", "exact", "missing", "extra")} for r in lab]
+        if clf.multi: sets += [(r["label"], r["predicted"], r["top_labels"]) for r in lab]  # no texts, no scores
         else: tally.add([r["label"] for r in lab], [r["top_labels"] for r in lab], [r["top_scores"][0] for r in lab])
         if b is not None:
             top, _, bs = b.predict([joined(r["text"]) for r in lab], k)
@@ -410,7 +411,7 @@ def evaluate(
                "throughput": {"texts": done_texts, "inputs": done_inputs, "seconds": round(busy, 3), "processes": world,  # this run's prediction (resumed rows excluded)
                               "texts_per_second": round(done_texts/busy, 2) if busy else None,
                               "inputs_per_second": round(done_inputs/busy, 2) if busy else None}}
-    if labelled and clf.multi: _score_sets(metrics, clf, pd.DataFrame(sorted(sets, key=lambda r: r["id"])), probs_out, out, s, k)
+    if labelled and clf.multi: _score_sets(metrics, clf, pd.DataFrame(sets, columns=["label", "predicted", "top_labels"]), sample, probs_out, out, s, k)
     elif labelled:
         metrics["fine_tuned"] = tally.metrics()
         cal = tally.calibration()
