@@ -29,7 +29,7 @@ from .metrics import TopkTally, label_calibration, probable_label_errors, probab
 from .plots import confusion_png, per_label_png, reliability_diagram
 from .predict import PRECISIONS, Classifier, zero_shot_top
 from .records import (append_probs, append_records, check_metrics_file, example_record, kept_probs, label_value,
-                                 iter_records, open_output, read_records, record_digest, write_jsonl)
+                                 iter_records, open_output, probs_matrix, read_records, record_digest, write_jsonl)
 from .reports import hub_repo_id, log_to_wandb, metrics_table, update_card, update_hub_card
 
 logger = get_logger(__name__)
@@ -244,20 +244,21 @@ def scores_of(
     labelled: pd.DataFrame,  # its labelled records (`id`, `text`)
     probs_file: Path,  # the scores kept beside the records
     batch_size: int = 64,
-) -> dict[int, list[float]]:
-    "Every label's score of each labelled row, by id: those kept in `probs_file`, and any it lacks predicted now (and kept)."
-    have = kept_probs(probs_file, clf.fingerprint, set(labelled["id"].tolist()))
-    if len(missing := labelled[~labelled["id"].isin(list(have))]):  # a kill between the two appends, or an older predictions file
+) -> np.ndarray:
+    "Every label's score of each labelled row (a float32 row each, in `labelled`'s order): those kept in `probs_file`, and any it lacks predicted now (and kept)."
+    P, found = probs_matrix(probs_file, clf.fingerprint, labelled["id"], len(clf.labels))
+    if (~found).any():  # a kill between the two appends, or an older predictions file
+        missing = labelled[~found]
         clf.predict(missing["text"].tolist(), 1, batch_size, keep_probs=True)
         append_probs(probs_file, missing["id"], clf.probs, clf.fingerprint)
-        have.update(zip(missing["id"].tolist(), clf.probs.round(6).tolist()))
-    return have
+        P[~found] = clf.probs.round(6)
+    return P
 
 def _score_sets(metrics: dict, clf: Classifier, sets: pd.DataFrame, labelled: pd.DataFrame, probs_out: Path, out: Path, s: EvalSettings, k: int):
     "Label sets: `set_report` of every labelled row (`sets`: `label`, `predicted`, `top_labels`), and on `labelled` (`id`, `text`, `label`: all of them, or the sample) the calibration of every label's score and the label issues, into `metrics`."
     f = set_report(sets["label"].tolist(), sets["predicted"].tolist(), sets["top_labels"].tolist(), clf.labels, clf.thresholds.tolist(), k)
     probs = scores_of(clf, labelled, probs_out, s.batch_size)
-    P = np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(clf.labels))
+    P = probs.astype(float)
     cal = label_calibration(binarize(labelled["label"].tolist(), clf.labels), P, clf.labels)
     if len(labelled) < len(sets): f["calibration_rows"] = len(labelled)  # a sample: every label's score of every row is not held
     f.update(ece=cal["ece"], mce=cal["mce"], calibration=cal["bins"])
@@ -273,7 +274,7 @@ def _score_sets(metrics: dict, clf: Classifier, sets: pd.DataFrame, labelled: pd
                                          "at the model's thresholds"
                                          + (f"; a seeded uniform sample of {len(labelled):,} of the {len(sets):,} labelled rows" if len(labelled) < len(sets) else "")}
 
-LABEL_ISSUE_ROWS = 200_000  # labelled rows cleanlab ranks at most: a seeded uniform sample of them beyond (their scores are held)
+LABEL_ISSUE_ROWS = 100_000  # labelled rows cleanlab ranks at most: a seeded uniform sample of them beyond (every label's score of each is held)
 
 def _processes():
     "This process's rank, how many take part, and accelerate's state (None in a single process): `accelerate launch` or `torchrun` start several."

@@ -119,11 +119,11 @@ def top1_calibration(
 # %% ../nbs/03c_metrics.ipynb #99bb0bb9
 def probable_label_errors(
     labelled: pd.DataFrame,  # labelled records: `id`, `text`, `label`
-    probs: dict[int, list[float]],  # every label's score of each row, by id (`records.kept_probs`)
+    probs,  # every label's score of each row: by id (`records.kept_probs`), or a matrix in `labelled`'s order
     labels: list[str],  # the model's labels, in the order of the scores
 ) -> pd.DataFrame:
     "cleanlab's likely mislabelled rows among `labelled`, most suspect first: given label, suggested label, scores."
-    p = np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(labels))
+    p = np.asarray(probs, dtype=float) if isinstance(probs, np.ndarray) else np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(labels))
     return label_issues(labelled["label"].tolist(), p, labels, labelled["id"].tolist(), labelled["text"].tolist())
 
 # %% ../nbs/03c_metrics.ipynb #c3a00002
@@ -171,10 +171,10 @@ def label_calibration(
 # %% ../nbs/03c_metrics.ipynb #c3a00008
 def probable_set_errors(
     labelled: pd.DataFrame,  # labelled records: `id`, `text`, `label` (a list)
-    probs: dict[int, list[float]],  # every label's score of each row, by id (`records.kept_probs`)
+    probs,  # every label's score of each row: by id (`records.kept_probs`), or a matrix in `labelled`'s order
     labels: list[str],  # the model's labels, in the order of the scores
     thresholds: list[float],  # their decision thresholds
 ) -> pd.DataFrame:
     "cleanlab's likely mislabelled rows among `labelled` label sets, most suspect first, with the labels that look missing and wrong."
-    p = np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(labels))
+    p = np.asarray(probs, dtype=float) if isinstance(probs, np.ndarray) else np.array([probs[i] for i in labelled["id"]], dtype=float).reshape(len(labelled), len(labels))
     return label_set_issues(labelled["label"].tolist(), p, labels, thresholds, labelled["id"].tolist(), labelled["text"].tolist())

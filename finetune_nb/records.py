@@ -20,7 +20,8 @@ logger = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'example_record', 'label_value', 'cut_half_line', 'iter_records', 'read_records', 'record_digest',
-           'open_output', 'append_records', 'append_probs', 'kept_probs', 'write_jsonl', 'check_metrics_file']
+           'open_output', 'append_records', 'append_probs', 'probs_matrix', 'kept_probs', 'write_jsonl',
+           'check_metrics_file']
 
 # %% ../nbs/03b_records.ipynb #412a1190
 def example_record(
@@ -119,6 +120,20 @@ def append_probs(
     "Append every label's score of each row to `path`, as whole lines."
     append_records(path, [{"id": int(i), "fingerprint": fingerprint, "probs": [round(float(x), 6) for x in p]}
                           for i, p in zip(ids, probs)])
+
+def probs_matrix(
+    path: Path,  # the scores file
+    fingerprint: str,  # the model's: another model's scores are ignored
+    ids,  # the rows wanted, in the order of the matrix's rows
+    n_labels: int,  # columns
+) -> tuple[np.ndarray, np.ndarray]:
+    "The scores `path` holds for `ids` as one float32 matrix (a row per id, read part by part), and which rows it found."
+    where = {int(i): k for k, i in enumerate(ids)}
+    P, found = np.zeros((len(where), n_labels), dtype=np.float32), np.zeros(len(where), dtype=bool)
+    for part in iter_records(path):
+        for r in part:
+            if r.get("fingerprint") == fingerprint and (k := where.get(r["id"])) is not None: P[k], found[k] = r["probs"], True
+    return P, found
 
 def kept_probs(
     path: Path,  # the scores file
