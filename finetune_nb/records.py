@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/records.html.md"""
 # %% ../nbs/03b_records.ipynb #4988e211
 from __future__ import annotations
 
-import hashlib, json, os
+import hashlib, json, os, re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -130,10 +130,16 @@ def probs_matrix(
     "The scores `path` holds for `ids` as one float32 matrix (a row per id, read part by part), and which rows it found."
     where = {int(i): k for k, i in enumerate(ids)}
     P, found = np.zeros((len(where), n_labels), dtype=np.float32), np.zeros(len(where), dtype=bool)
-    for part in iter_records(path):
-        for r in part:
-            if r.get("fingerprint") == fingerprint and (k := where.get(r["id"])) is not None: P[k], found[k] = r["probs"], True
+    if not path.exists(): return P, found
+    cut_half_line(path)
+    with open(path, "rb") as f:
+        for line in f:  # a line is parsed only when its id is wanted: `append_probs` writes the id first
+            if (m := _ID.match(line)) and int(m[1]) not in where: continue
+            if line.strip() and (r := json.loads(line)).get("fingerprint") == fingerprint and (k := where.get(r["id"])) is not None:
+                P[k], found[k] = r["probs"], True
     return P, found
+
+_ID = re.compile(rb'\{"id": ?(-?\d+)[,}]')
 
 def kept_probs(
     path: Path,  # the scores file

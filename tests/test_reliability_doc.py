@@ -83,3 +83,11 @@ def test_the_long_text_figures_are_the_long_text_tests_constants():
     for t in ("test_chunks_are_the_tokenizers_own_overflowing_windows", "test_training_and_prediction_feed_the_model_the_same_chunks",
               "test_pooled_scores_are_each_chunks_own_scores_averaged_or_maxed", "test_short_texts_train_and_predict_the_same_whatever_the_handling"):
         assert hasattr(L, t), t
+
+
+def test_the_scale_row_names_tests_that_exist():
+    import test_evaluation as E, test_failfirst as F, test_orchestrate as O
+    row("Prediction at scale")
+    for mod, t in ((E, "test_a_file_read_in_parts_gives_the_figures_of_the_whole"), (O, "test_processes_2_share_the_prediction_of_an_examples_file"),
+                   (F, "test_a_gzipped_file_is_read_as_it_is_and_one_cut_short_is_refused_naming_the_line")):
+        assert hasattr(mod, t), t
