@@ -2,7 +2,7 @@
 bench/results/clean.md, with bench/results/clean_similarity.png.
 
     .venv/bin/python bench/bench_clean.py [--quick]
-    .venv/bin/python bench/bench_clean.py --scale [1000000 3000000 10000000] [--limit-gib 20]   # -> bench/results/clean_scale.md
+    .venv/bin/python bench/bench_clean.py --scale [1000000 3000000 10000000] [--limit-gib 20] [--limit-minutes M]   # -> clean_scale.md
 
 Every case runs in a fresh process, so its peak memory is its own. Run it on an otherwise idle machine.
 
@@ -148,14 +148,15 @@ def scores(found: Path, truth: Path) -> tuple[float, float]:
     return tp/max(1, len(a)), tp/max(1, len(b))
 
 
-def run_case_limited(case: dict, limit_bytes: int) -> dict:
-    "`run_case`, stopped when the process's resident memory passes `limit_bytes`: `{'stopped': peak}` then."
+def run_case_limited(case: dict, limit_bytes: int, limit_seconds: float = float("inf")) -> dict:
+    "`run_case`, stopped when the process's resident memory passes `limit_bytes` (`{'stopped': rss}` then) or it runs past `limit_seconds` (`{'timed_out': s}`)."
     import threading
     p = subprocess.Popen([sys.executable, __file__, "--case", json.dumps(case)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, cwd=ROOT)
-    over = []
+    over, t0, late = [], time.time(), []
     def watch():
         while p.poll() is None:
+            if time.time() - t0 > limit_seconds: late.append(time.time() - t0); p.kill(); break
             try: rss = next(int(l.split()[1]) for l in open(f"/proc/{p.pid}/status") if l.startswith("VmRSS:"))*1024
             except (OSError, StopIteration): break
             if rss > limit_bytes: over.append(rss); p.kill(); break
@@ -163,11 +164,12 @@ def run_case_limited(case: dict, limit_bytes: int) -> dict:
     threading.Thread(target=watch, daemon=True).start()
     out, err = p.communicate()
     if over: return {"stopped": over[0]}
+    if late: return {"timed_out": late[0]}
     if p.returncode: raise RuntimeError(f"{case}: {err[-3000:]}")
     return json.loads(out.strip().splitlines()[-1])
 
 
-def scale(sizes, limit_gib: float):
+def scale(sizes, limit_gib: float, limit_minutes: float = float("inf")):
     "The whole step at growing sizes until one does not fit: seconds, peak memory, rows dropped as duplicates. Saves clean_scale.md."
     from synth import write_jsonl
     work = Path(os.environ.get("BENCH_CLEAN_WORK", tempfile.gettempdir()))/"bench_clean_scale"
@@ -181,7 +183,11 @@ def scale(sizes, limit_gib: float):
     for n in sizes:
         f = work/f"synth{n}.jsonl"
         if not f.exists(): write_jsonl(f, n)
-        r = run_case_limited({"kind": "whole", "settings": {"input_path": str(f), "label_field": "label"}}, int(limit_gib*2**30))
+        r = run_case_limited({"kind": "whole", "settings": {"input_path": str(f), "label_field": "label"}}, int(limit_gib*2**30),
+                             limit_minutes*60)
+        if "timed_out" in r:
+            lines.append(f"| {n:,} | over {r['timed_out']:,.0f} (stopped) | – | – | – | – | – |")
+            print(lines[-1], flush=True); break
         if "stopped" in r:
             lines.append(f"| {n:,} | – | over {r['stopped']/2**20:,.0f} (stopped) | – | – | – | – |")
             print(lines[-1], flush=True); break
@@ -278,5 +284,6 @@ if __name__ == "__main__":
     elif "--scale" in sys.argv:  # --scale [N ...] [--limit-gib G]
         at = sys.argv.index("--scale") + 1
         sizes = [int(x) for x in sys.argv[at:] if x.isdigit()] or [1_000_000, 3_000_000, 10_000_000]
-        scale(sizes, float(sys.argv[sys.argv.index("--limit-gib") + 1]) if "--limit-gib" in sys.argv else 20.0)
+        scale(sizes, float(sys.argv[sys.argv.index("--limit-gib") + 1]) if "--limit-gib" in sys.argv else 20.0,
+              float(sys.argv[sys.argv.index("--limit-minutes") + 1]) if "--limit-minutes" in sys.argv else float("inf"))
     else: main("--quick" in sys.argv)
