@@ -358,15 +358,18 @@ def evaluate(
         f"{out} holds records for other rows or another {setting_name('top_k')} under the same ids (e.g. id {stale[0]}); pass "
         f"{switch_on('overwrite')} to start it afresh, or choose another {setting_name('output')}")
     todo = len(rows) - len(both)
-    ours = ((np.arange(len(rows))//chunk) % world == rank) & ~rows.index.isin(kept.index)  # the parts of `row_parts` are `chunk` rows each
+    done = rows.index.isin(kept.index)  # by position: the parts of `row_parts` are `chunk` rows each, in this order
+    ours = ((np.arange(len(rows))//chunk) % world == rank) & ~done
     logger.info("%d rows to predict (%d already in %s)%s, model %s %s", todo, len(both), out,
                 f", shared by {world} processes" if world > 1 else "", clf.name, clf.fingerprint)
     with tqdm(total=int(ours.sum()), desc="evaluating" + (f" (process {rank + 1} of {world})" if world > 1 else ""), unit="text",
               disable=todo < 2*chunk) as bar:
         for i, part in enumerate(parts()):
             if i % world != rank: continue  # another process's part
+            if not np.array_equal(part["id"].to_numpy(), rows.index[i*chunk:i*chunk + len(part)]):
+                raise ValueError(f"{source.get('examples') or source.get('dataset')} changed while it was read: run again")
             part = as_sets(part)
-            if not len(part := part[~part["id"].isin(kept.index)]): continue
+            if not len(part := part[~done[i*chunk:i*chunk + len(part)]]): continue
             t1 = time.perf_counter()
             labels, scores = clf.predict(part["text"].tolist(), s.top_k, s.batch_size, keep_probs=True)
             busy += time.perf_counter() - t1; done_texts += len(part); done_inputs += int(clf.chunks.sum())
@@ -378,10 +381,10 @@ def evaluate(
             bar.update(len(part))
     if state is not None:  # the main process merges the parts and measures; the others are done
         from accelerate.utils import gather_object
-        done = gather_object([(done_texts, done_inputs, busy)])
+        each = gather_object([(done_texts, done_inputs, busy)])
         state.wait_for_everyone()
         if rank > 0: return EvalResult({}, out, rows.index.to_numpy())
-        done_texts, done_inputs, busy = sum(d[0] for d in done), sum(d[1] for d in done), max(d[2] for d in done)  # prediction's wall time: the slowest
+        done_texts, done_inputs, busy = sum(d[0] for d in each), sum(d[1] for d in each), max(d[2] for d in each)  # prediction's wall time: the slowest
     if world > 1 or _shard_files(out): merge_shards(out, probs_out)  # or the parts a run over several processes left
     # the measures, from the records file part by part: running sums, a bounded sample for label issues
     b, b_said = model_baseline(clf, model, s.revision or None) if s.baseline and counts else (None, {})  # only for labelled rows

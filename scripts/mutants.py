@@ -56,7 +56,7 @@ MUTANTS = [
            "return np.array([t in row[:k + 1] for t, row in zip(true, top)], dtype=np.int64)",
            [f"{EV}::test_correct_at_k_is_membership_and_grows_with_k"]),
     Mutant("resume-predicts-again", "a resumed evaluation predicts the rows already in the file again",
-           "evaluation", 'if not len(part := part[~part["id"].isin(kept.index)]): continue', "if not len(part): continue",
+           "evaluation", 'if not len(part := part[~done[i*chunk:i*chunk + len(part)]]): continue', "if not len(part): continue",
            [f"{EV}::test_resume_after_the_writer_is_killed"]),
     Mutant("half-line-kept", "a half-written last line is not cut off before appending",
            "records", "        if end < size:", "        if False:",
