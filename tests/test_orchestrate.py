@@ -74,7 +74,7 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4, eval_steps=10,
         temperature_scaling=True, label_issue_folds=3, max_train_samples=100, long_texts="head-tail", stride=9, max_chunks=7, pool="max",
         wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
-        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", baseline=False, quantize=True,
+        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", baseline=False, quantize=True, precision="fp32",
         predictions=str(tmp_path/"p.jsonl"), license="cc-by-4.0", language=["en"])
     plan = make_plan(o, tmp_path/"run")
     assert not plan.errors and list(plan.steps) == ["clean", "train", "eval"]
@@ -88,10 +88,10 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
                       output_dir=str(tmp_path/"c"), epochs=3, max_length=128, batch_size=8, gradient_accumulation=2,
                       learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4,
                       temperature_scaling=True, label_issue_folds=3, eval_steps=10, max_train_samples=100, resume=True,
-                      long_texts="head-tail", stride=9, max_chunks=7, pool="max"),
+                      long_texts="head-tail", stride=9, max_chunks=7, pool="max", chunk_loss="chunk"),  # 'text' needs chunks: below
         "eval": dict(model=str(tmp_path/"m"), revision="", dataset=str(tmp_path/"d"), split="train", examples="",
                      text_field="body.text", label_field="intent", batch_size=24, top_k=2, max_samples=6,
-                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli", baseline=False, quantize=True,
+                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli", baseline=False, quantize=True, precision="fp32",
                      long_texts="", pool="", max_chunks=-1),  # a model trained in the run: read as it was trained
     }
     for step, cls in (("clean", CleanSettings), ("train", TrainSettings), ("eval", EvalSettings)):
@@ -100,6 +100,8 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         assert set(expected) == names, f"{step}: unmapped {names - set(expected)}"
         got = asdict(plan.steps[step])
         assert {k: got[k] for k in expected} == expected, step
+    per_text = make_plan(OrchestrateSettings(dataset=str(env["data"]), chunk_loss="text"), tmp_path/"r3")
+    assert (per_text.steps["train"].chunk_loss, per_text.steps["train"].long_texts) == ("text", "chunks")
     only_eval = make_plan(OrchestrateSettings(model="hf://acme/clf", model_revision="v2", examples=str(env["data"]), long_texts="truncate",
                                               pool="max", max_chunks=3), tmp_path/"r2")
     assert list(only_eval.steps) == ["eval"]
