@@ -294,13 +294,13 @@ def merge_shards(out: Path, probs_out: Path):
     for whole, parts in ((out, [f for f in _shard_files(out) if ".probs." not in f.name]),
                          (probs_out, _shard_files(probs_out))):
         if not parts: continue
-        have = set()
-        for part in iter_records(whole): have.update(r["id"] for r in part)
+        have = np.sort(np.fromiter((r["id"] for part in iter_records(whole) for r in part), dtype=np.int64))  # 8 bytes a row
+        held = lambda i: (k := np.searchsorted(have, i)) < len(have) and have[k] == i
         streams = [(r for part in iter_records(f) for r in part) for f in parts]
-        batch = []
-        for r in heapq.merge(*streams, key=lambda r: r["id"]):
-            if r["id"] in have: continue
-            have.add(r["id"]); batch.append(r)
+        batch, last = [], None
+        for r in heapq.merge(*streams, key=lambda r: r["id"]):  # in id order: a row in two parts comes twice in a row
+            if r["id"] == last or held(r["id"]): continue
+            last = r["id"]; batch.append(r)
             if len(batch) == 10_000: append_records(whole, batch); batch = []
         if batch: append_records(whole, batch)
         for f in parts: f.unlink()
