@@ -285,15 +285,21 @@ def iter_jsonl(
     text_field: str | Sequence[str],  # as `read_jsonl`
     label_field: str | None,  # as `read_jsonl`
     what: str = "input_path",  # the setting that named the file, for error messages
+    check: bool = False,  # after the last line, raise what `scan_jsonl` raises for the whole file (empty, no JSON object, a field in none of its objects)
 ):
-    "`read_jsonl`'s lines one at a time, for files too large to hold: `(line, text, label)` for a row, the ledger entry (a dict) of a line that is not one. The checks of the whole file are `scan_jsonl`'s."
+    "`read_jsonl`'s lines one at a time, for files too large to hold: `(line, text, label)` for a row, the ledger entry (a dict) of a line that is not one; with `check`, the whole file's errors once it is read."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file ({what})")
-    seen, has = Counter(), Counter()
+    seen, has, n, first = Counter(), Counter(), 0, None
     for n, raw in enumerate(_lines(path), 1):
         try: r = _parse_line(raw, n, text_field, label_field, seen, has)
         except LabelListError as e: raise LabelListError(f"{path}: {e}") from None
+        if isinstance(r, dict): first = first or (n, r["reason"])
         yield r if isinstance(r, dict) else (n, *r)
+    if not check: return
+    if not n: raise ValueError(f"{path} is empty")
+    if not has["objects"]: raise _no_objects(path, n, first)
+    if e := _missing_fields(path, has, seen, text_field, label_field): raise e
 
 # %% ../nbs/00a_data.ipynb #22d3cf4c
 SAMPLE_TEXTS = 2000  # texts a scan keeps to judge their lengths by (tokenizing a million would take minutes)

@@ -22,12 +22,12 @@ from .baseline import DESCRIPTION, fit_baseline
 from .core import (SAMPLE_LABEL_FIELD, SAMPLE_TEXT_FIELD, check_no_secrets, check_settings, check_wandb_mode, get_logger,
                               json_default, library_versions, parse_target, run_folder, set_threads, setting, setting_name,
                               switch_on)
-from .data import (LONG_TEXTS, POOLS, MissingFieldError, check_long_texts, check_text_field, examples_text_field, iter_jsonl, joined, load_clean_dataset, scan_jsonl, split_frame,
+from .data import (LONG_TEXTS, POOLS, MissingFieldError, check_long_texts, check_text_field, examples_text_field, iter_jsonl, joined, load_clean_dataset, split_frame,
                               text_fields, text_json)
 from .labelsets import binarize, is_multi_label
 from .metrics import TopkTally, label_calibration, probable_label_errors, probable_set_errors, set_report, top1_calibration, topk_metrics
 from .plots import confusion_png, per_label_png, reliability_diagram
-from .predict import PRECISIONS, Classifier, zero_shot_top
+from .predict import PRECISIONS, RUNTIMES, Classifier, zero_shot_top
 from .records import (append_probs, append_records, check_metrics_file, example_record, kept_probs, label_value,
                                  iter_records, open_output, probs_matrix, read_records, record_digest, write_jsonl)
 from .reports import hub_repo_id, log_to_wandb, metrics_table, update_card, update_hub_card
@@ -59,6 +59,7 @@ class EvalSettings:
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     quantize: bool = setting(False, "CPU only: int8 dynamic quantisation of the linear layers, faster with slightly different scores")
     precision: str = setting("auto", "'auto' (bf16 on CUDA where supported, else fp16 there; fp32 elsewhere), 'fp32', 'bf16' or 'fp16': the number type prediction runs in (the fingerprint says which)")
+    runtime: str = setting("torch", "what runs the model: 'torch', or 'onnx' (ONNX Runtime on the CPU, fp32 or int8: the same predictions, faster; pip install 'finetune-nb[onnx]')")
     long_texts: str = setting("", "texts longer than the window: 'truncate', 'head-tail' or 'chunks'; empty: as the model was trained")
     pool: str = setting("", "chunks: a text's score from its chunks', 'mean' or 'max'; empty: as the model was trained")
     max_chunks: int = setting(-1, "chunks: most chunks per text (0: no cap); -1: as the model was trained")
@@ -79,6 +80,8 @@ class EvalSettings:
         if self.max_chunks < -1: errors.append(f"`max_chunks` must be -1 (as the model was trained), 0 (no cap) or more, got {self.max_chunks}")
         if self.precision not in PRECISIONS: errors.append(f"`precision` must be one of {PRECISIONS}, got {self.precision!r}")
         elif self.quantize and self.precision not in ("auto", "fp32"): errors.append(f"`quantize` (int8) needs `precision` fp32, got {self.precision!r}")
+        if self.runtime not in RUNTIMES: errors.append(f"`runtime` must be one of {RUNTIMES}, got {self.runtime!r}")
+        elif self.runtime == "onnx" and self.precision not in ("auto", "fp32"): errors.append(f"`runtime` 'onnx' runs fp32 (int8 with `quantize`), got `precision` {self.precision!r}")
         try: check_wandb_mode(self.wandb_mode)
         except ValueError as e: errors.append(str(e))
         for name, kind in (("dataset", "dataset"), ("model", "model")):
@@ -103,29 +106,33 @@ def row_parts(
     text_field: str | list[str] | None = None,  # the examples' field(s) (`examples_text_field`); None: `s.text_field`
     part_rows: int = PART_ROWS,  # rows a part
 ) -> tuple[dict, Callable]:
-    "Where the rows come from, and a function that yields them in parts, in id order (`id`, `text`, `label` or None), `s.max_samples` at most: a file is read part by part, never held whole."
+    "Where the rows come from, and a function that yields them in parts, in id order (`id`, `text`, `label` or None), `s.max_samples` at most: a file is read part by part, never held whole; the first read checks the whole file (its errors come at its end) and counts its lines into the source."
     text_field, cap = s.text_field if text_field is None else text_field, s.max_samples or None
     if s.examples:
-        fields, label_field, unlabelled = text_fields(text_field), s.label_field or None, ("missing_label", "empty_label")
-        try: scan = scan_jsonl(s.examples, text_field, label_field, what="examples")  # the whole file's errors, before any work
-        except MissingFieldError as e:
-            if e.setting != "label_field": raise
-            logger.warning("%s: no row has label_field %r; predicting without labels", s.examples, s.label_field)
-            label_field, scan = None, scan_jsonl(s.examples, text_field, None, what="examples")
-        skipped = Counter({r: c for r, c in scan.dropped.items() if r not in unlabelled})
-        source = {"examples": str(s.examples), "lines": scan.lines, "skipped_lines": sum(skipped.values()), "skipped_reasons": dict(skipped.most_common())}
-        told = []
+        fields, unlabelled = text_fields(text_field), ("missing_label", "empty_label")
+        if not Path(s.examples).is_file(): raise FileNotFoundError(f"{s.examples}: no such file (examples)")
+        source = {"examples": str(s.examples), "lines": None, "skipped_lines": None, "skipped_reasons": None}  # counted by the first whole read
+        told, read = [], {"label_field": s.label_field or None}
         def parts():
-            got, part = 0, []
-            for r in iter_jsonl(s.examples, text_field, label_field, what="examples"):
-                if isinstance(r, dict) and r["reason"] not in unlabelled:
-                    if len(told) < 5: told.append(r); logger.warning("%s line %d skipped: %s", s.examples, r["line"], r["reason"])
-                    continue
-                part.append((r["line"], r["text"], None) if isinstance(r, dict) else r)  # a row without a label is predicted all the same
-                got += 1
-                if len(part) == part_rows or got == cap: yield _rows(*zip(*part), fields); part = []
-                if got == cap: return
+            got, part, skipped, n, whole = 0, [], Counter(), 0, "lines" not in read  # the first read goes to the end: it checks the whole file
+            try:
+                for r in iter_jsonl(s.examples, text_field, read["label_field"], what="examples", check=whole):
+                    n = r["line"] if isinstance(r, dict) else r[0]
+                    if isinstance(r, dict) and r["reason"] not in unlabelled:
+                        skipped[r["reason"]] += 1
+                        if len(told) < 5: told.append(r); logger.warning("%s line %d skipped: %s", s.examples, r["line"], r["reason"])
+                        continue
+                    if got == cap: continue  # past `max_samples`: the first read goes on only to count and check the lines
+                    part.append((r["line"], r["text"], None) if isinstance(r, dict) else r)  # a row without a label is predicted all the same
+                    got += 1
+                    if len(part) == part_rows or got == cap: yield _rows(*zip(*part), fields); part = []
+                    if got == cap and not whole: return
+            except MissingFieldError as e:  # at the end of the first read, after every line: the rows it gave stand, unlabelled
+                if e.setting != "label_field": raise
+                logger.warning("%s: no row has label_field %r; predicting without labels", s.examples, s.label_field)
+                read["label_field"] = None
             if part: yield _rows(*zip(*part), fields)
+            if whole: read["lines"] = n; source.update(lines=n, skipped_lines=skipped.total(), skipped_reasons=dict(skipped.most_common()))
     else:
         ds = load_clean_dataset(dataset)
         if s.split not in ds: raise ValueError(f"{dataset} has no split {s.split!r}; it has {sorted(ds)}")
@@ -322,7 +329,7 @@ def evaluate(
     t0 = time.time()
     set_threads(s.threads)
     clf = Classifier(model, s.revision or None, quantize=s.quantize, long_texts=s.long_texts, pool=s.pool, max_chunks=s.max_chunks,
-                     precision=s.precision)
+                     precision=s.precision, runtime=s.runtime)
     chunked = clf.long_texts["handling"] == "chunks"
     done_texts = done_inputs = 0; busy = 0.0  # this run's prediction: texts, model inputs (chunks), seconds
     chunk = chunk_rows or max(s.batch_size*16, 1024)
@@ -407,7 +414,7 @@ def evaluate(
             if len(sample) < LABEL_ISSUE_ROWS: sample.append({c: r[c] for c in ("id", "text", "label")})
             elif (j := rng.randrange(labelled)) < LABEL_ISSUE_ROWS: sample[j] = {c: r[c] for c in ("id", "text", "label")}
     sample = pd.DataFrame(sorted(sample, key=lambda r: r["id"]), columns=["id", "text", "label"])
-    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized, "precision": clf.precision,
+    metrics = {"model": clf.name, "revision": s.revision or None, "fingerprint": clf.fingerprint, "quantized": clf.quantized, "precision": clf.precision, "runtime": clf.runtime,
                "problem_type": clf.problem_type, **source,
                "rows": t["rows"], "labelled": labelled, "unlabelled": t["rows"] - labelled,
                "truncated": {"max_length": clf.max_length, "rows": t["truncated"]},

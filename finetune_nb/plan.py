@@ -110,6 +110,7 @@ class OrchestrateSettings:
     baseline: bool = inherit(EvalSettings, "baseline", "eval")
     quantize: bool = inherit(EvalSettings, "quantize", "eval")
     precision: str = inherit(EvalSettings, "precision", "eval")
+    runtime: str = inherit(EvalSettings, "runtime", "eval")
     predictions: str = setting("", "per-example JSONL file (metrics.json goes beside it); empty: <run folder>/eval/predictions.jsonl", "eval")
 
     def __post_init__(self):
@@ -231,7 +232,7 @@ def eval_settings(s: OrchestrateSettings, run_dir: Path, model: str, dataset: st
         examples=_abs(s.examples) if s.examples else "", text_field=s.text_field, label_field=s.label_field,
         batch_size=s.eval_batch_size, top_k=s.top_k, max_samples=s.max_eval_samples,
         output=run_paths(s, run_dir)["predictions"], overwrite=s.overwrite, threads=s.threads,
-        zero_shot_model=s.zero_shot_model, baseline=s.baseline, quantize=s.quantize, precision=s.precision, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name,
+        zero_shot_model=s.zero_shot_model, baseline=s.baseline, quantize=s.quantize, precision=s.precision, runtime=s.runtime, wandb_project=s.wandb_project, wandb_mode=s.wandb_mode, wandb_group=run_dir.name,
         **({"long_texts": s.long_texts, "pool": s.pool, "max_chunks": s.max_chunks} if s.model else {}))  # a model trained here: as it was trained
 
 # %% ../nbs/04a_plan.ipynb #8d9622ba

@@ -1,4 +1,4 @@
-"""Step 3, the predictor: a published model's top-k labels and every label's score for a list of texts, batched by length and returned in input order; int8 on a CPU on request; and the zero-shot baseline's ranking.
+"""Step 3, the predictor: a published model's top-k labels and every label's score for a list of texts, batched by length and returned in input order; int8 and ONNX Runtime on a CPU on request; and the zero-shot baseline's ranking.
 
 Docs: https://finetune-nb.github.io/finetune_nb/predict.html.md"""
 
@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/predict.html.md"""
 # %% ../nbs/03a_predict.ipynb #74fb8f5a
 from __future__ import annotations
 
-import functools, hashlib, warnings
+import functools, hashlib, itertools, os, re, warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,12 @@ from .labelsets import MULTI, SINGLE
 logger = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'PRECISIONS', 'Classifier', 'zero_shot_top']
+__all__ = ['logger', 'PRECISIONS', 'RUNTIMES', 'FUSED_TYPES', 'Classifier', 'onnx_cache', 'export_onnx', 'quantize_onnx',
+           'zero_shot_top']
 
 # %% ../nbs/03a_predict.ipynb #32f0b501
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # prediction's number types ('auto': half on CUDA, fp32 elsewhere)
+RUNTIMES = ("torch", "onnx")  # what runs the model: PyTorch, or ONNX Runtime on the CPU (`pip install 'finetune-nb[onnx]'`)
 
 class Classifier:
     "A fine-tuned text classifier: `predict(texts, top_k)` gives the top-k labels and scores of each text."
@@ -38,19 +40,26 @@ class Classifier:
         pool: str = "",  # chunks: 'mean' or 'max' of a text's chunks' scores; empty: as the model was trained
         max_chunks: int = -1,  # chunks: most chunks per text (0: no cap); -1: as the model was trained
         precision: str = "auto",  # 'auto' (bf16 on CUDA where supported, else fp16 there; fp32 elsewhere), 'fp32', 'bf16' or 'fp16'
+        runtime: str = "torch",  # 'torch', or 'onnx': ONNX Runtime on the CPU, the model exported once (checked against PyTorch, cached)
     ):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        if precision not in PRECISIONS: raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
+        if runtime not in RUNTIMES: raise ValueError(f"`runtime` must be one of {RUNTIMES}, got {runtime!r}")
         if model.startswith("hf://"): self.name = parse_target(model, repo_type="model").repo_id
         else: self.name = str(Path(model).resolve()) if Path(model).is_dir() else model
-        self.revision = revision or None
+        self.revision, self.runtime, self.model, self.session = revision or None, runtime, None, None
         self.tokenizer = AutoTokenizer.from_pretrained(self.name, revision=self.revision, trust_remote_code=False)
-        with safe_weights(model):  # never a repo's own code, never a pickle that is more than tensors
-            self.model = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision,
-                                                                            trust_remote_code=False).eval()
-        self.device = torch.device(detect_device(device).type)
-        self.model.to(self.device)
-        if precision not in PRECISIONS: raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
+        if runtime == "onnx":  # the PyTorch model is loaded only to export it, once
+            if device not in (None, "cpu"): raise ValueError(f"`runtime` 'onnx' runs on the CPU; got `device` {device!r} (use 'torch' there)")
+            if precision not in ("auto", "fp32"): raise ValueError(f"`runtime` 'onnx' runs fp32 (int8 with `quantize`), got `precision` {precision!r}")
+            self.config, self.device, precision = AutoConfig.from_pretrained(self.name, revision=self.revision, trust_remote_code=False), torch.device("cpu"), "fp32"
+        else:
+            with safe_weights(model):  # never a repo's own code, never a pickle that is more than tensors
+                self.model = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision,
+                                                                                trust_remote_code=False).eval()
+            self.config, self.device = self.model.config, torch.device(detect_device(device).type)
+            self.model.to(self.device)
         if precision == "auto": precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if self.device.type == "cuda" else "fp32"
         if precision != "fp32" and quantize: raise ValueError(f"`quantize` (int8) needs `precision` fp32, got {precision!r}")
         self.precision = precision  # the weights' and activations' type; scores are computed in fp32 from the logits
@@ -58,12 +67,12 @@ class Classifier:
         self.quantized = quantize and self.device.type == "cpu"
         if quantize and not self.quantized: logger.warning("quantize: int8 dynamic quantisation runs on the CPU only; %s keeps "
                                                            "the full-precision model", self.device.type)
-        if self.quantized:
+        if self.quantized and self.model is not None:
             from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
             with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
                 warnings.simplefilter("ignore")  # per-channel scales: top-1 agreement 0.972 on banking77 (bench/results/eval.md), per-tensor 0.949
                 self.model = quantize_dynamic(self.model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-        cfg = self.model.config
+        cfg = self.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.max_length = effective_max_length(self.tokenizer, cfg, max_length)
         self.problem_type = MULTI if getattr(cfg, "problem_type", None) == MULTI else SINGLE
@@ -85,18 +94,52 @@ class Classifier:
         self.cut = np.zeros(0, dtype=bool)  # which texts of the last `predict` were longer than `max_length`
         self.token_types: list[list[int]] | None = None  # a text pair's segments (token type ids), from the last `encode`
         self.probs = np.zeros((0, len(self.labels)), dtype=np.float32)  # every label's score, when `predict` keeps them
+        if runtime == "onnx": self.session = self._onnx_session(model)
 
     @functools.cached_property
-    def fingerprint(self) -> str:
-        "What identifies these weights: the Hub commit, or a hash of a local folder's config and weights."
-        kind = ("+int8" if self.quantized else "") + ("" if self.precision == "fp32" else f"+{self.precision}") + self._long_texts_suffix()
-        if commit := getattr(self.model.config, "_commit_hash", None): return commit + kind
+    def weights_id(self) -> str:
+        "What identifies the weights alone: the Hub commit, or a hash of a local folder's config and weights."
+        if commit := getattr(self.config, "_commit_hash", None): return commit
         h, folder = hashlib.sha256(), Path(self.name)
         for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder/"config.json"]:
             if f.is_file():
                 with open(f, "rb") as fh:
                     for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
-        return "sha256:" + h.hexdigest()[:16] + kind
+        return "sha256:" + h.hexdigest()[:16]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        "What identifies these predictions' maker: `weights_id`, and `+int8`, `+bf16`, `+onnx`, long texts read otherwise than in training."
+        kind = ("+int8" if self.quantized else "") + ("" if self.precision == "fp32" else f"+{self.precision}") + self._long_texts_suffix()
+        return self.weights_id + kind + ("+onnx" if self.runtime == "onnx" else "")
+
+    def _onnx_session(self, source: str):
+        "An ONNX Runtime session of the model: exported into the cache (`onnx_cache`) the first time, int8 from that graph with `quantize`."
+        import torch
+        try: import onnxruntime as ort
+        except ImportError: raise ImportError("`runtime` 'onnx' needs ONNX Runtime: pip install 'finetune-nb[onnx]'") from None
+        folder = onnx_cache(self.weights_id)
+        if not (folder/"model.onnx").is_file():
+            from transformers import AutoModelForSequenceClassification
+            with safe_weights(source):  # attention written out (not fused by torch), so that ONNX Runtime fuses it into its own kernel
+                net = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision, trust_remote_code=False,
+                                                                         attn_implementation="eager").eval()
+            how = export_onnx(net, self.tokenizer, folder/"model.onnx", effective_max_length(self.tokenizer, self.config, MAX_LENGTH))
+            logger.info("%s exported to %s by the %s exporter (largest logit difference from PyTorch: %.1e)", self.name, folder/"model.onnx",
+                        how["exporter"], how["max_diff"])
+        graph = folder/("model.int8.onnx" if self.quantized else "model.onnx")
+        if not graph.is_file(): quantize_onnx(folder/"model.onnx", graph)
+        so = ort.SessionOptions()
+        so.graph_optimization_level, so.intra_op_num_threads, so.log_severity_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL, torch.get_num_threads(), 3
+        return ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
+
+    def _logits(self, batch) -> "torch.Tensor":
+        "The fp32 logits of one padded batch, from PyTorch or the ONNX Runtime session."
+        import torch
+        if self.session is None: return self.model(**batch).logits.float()
+        ids = batch["input_ids"].numpy()
+        feed = {i.name: batch[i.name].numpy() if i.name in batch else np.zeros_like(ids) for i in self.session.get_inputs()}
+        return torch.from_numpy(self.session.run(None, feed)[0])
 
     def _long_texts_suffix(self) -> str:
         "Long texts handled otherwise than in training change the predictions: `+head-tail`, `+chunks:max:16`, ... (empty when as trained)."
@@ -136,7 +179,7 @@ class Classifier:
                 feats = {"input_ids": [enc[i] for i in idx]}
                 if self.token_types is not None: feats["token_type_ids"] = [self.token_types[i] for i in idx]
                 batch = self.tokenizer.pad(feats, return_tensors="pt").to(self.device)
-                logits = self.model(**batch).logits.float()
+                logits = self._logits(batch)
                 probs = logits.sigmoid() if self.multi else logits.softmax(-1)
                 if self.multi:
                     for j, hit in zip(idx, (probs >= thresholds).cpu().numpy()):
@@ -157,13 +200,95 @@ class Classifier:
                 idx = order[start:start + batch_size]
                 feats = {"input_ids": [e.input_ids[i] for i in idx]}
                 if e.token_type_ids is not None: feats["token_type_ids"] = [e.token_type_ids[i] for i in idx]
-                logits = self.model(**self.tokenizer.pad(feats, return_tensors="pt").to(self.device)).logits.float()
+                logits = self._logits(self.tokenizer.pad(feats, return_tensors="pt").to(self.device))
                 chunk_probs[idx] = (logits.sigmoid() if self.multi else logits.softmax(-1)).cpu().numpy()
         probs = pool_scores(chunk_probs, e.doc, n, self.long_texts["pool"], self.multi)
         top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         self.sets = [[self.labels[c] for c in np.flatnonzero(p >= self.thresholds)] for p in probs] if self.multi else []
         self.probs = probs if keep_probs else np.zeros((0, len(self.labels)), dtype=np.float32)
         return [[self.labels[j] for j in row] for row in top_ids], np.take_along_axis(probs, top_ids, axis=1)
+
+# %% ../nbs/03a_predict.ipynb #e5a70002
+def onnx_cache(
+    weights_id: str,  # `Classifier.weights_id`: the Hub commit or the hash of a folder's weights
+) -> Path:
+    "Where the ONNX graphs of these weights are kept: `$FINETUNE_NB_CACHE` or `~/.cache/finetune_nb`, then `onnx/<weights_id>`."
+    root = os.environ.get("FINETUNE_NB_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")/"finetune_nb"
+    return Path(root)/"onnx"/re.sub(r"[^A-Za-z0-9._-]", "-", weights_id)
+
+# %% ../nbs/03a_predict.ipynb #e5a70003
+FUSED_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet")  # ONNX Runtime's BERT fusions apply
+
+def export_onnx(
+    net,  # a PyTorch sequence classifier, fp32, in eval mode
+    tokenizer,  # its tokenizer
+    path: str | Path,  # the .onnx file to write (written whole or not at all)
+    max_length: int = MAX_LENGTH,  # the longest input the graph will be given
+    atol: float = 1e-4,  # the largest difference of a logit from PyTorch's the check lets through
+    exporters: tuple = ("torchscript", "dynamo"),  # tried in order until a graph passes the check (TorchScript's ran ~10% faster here)
+) -> dict:
+    "Export `net`'s logits to ONNX for any batch size and length, checked against PyTorch on texts of several lengths: `{'exporter', 'max_diff'}`."
+    import contextlib, io, torch
+    import onnxruntime as ort
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+    class Logits(torch.nn.Module):
+        def __init__(self): super().__init__(); self.net = net
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            return self.net(input_ids=input_ids, attention_mask=attention_mask,
+                            **({} if token_type_ids is None else {"token_type_ids": token_type_ids})).logits
+    words = "where is the card i ordered last week and why was i charged twice for it".split()
+    texts = [" ".join(itertools.islice(itertools.cycle(words), n)) for n in (1, 6, 40, 4*max_length)]
+    batches = [tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt"),
+               tokenizer(texts[1:2], return_tensors="pt"), tokenizer(texts[2:3], return_tensors="pt")]  # several lengths (the last cut: traced at the longest), texts alone
+    if "token_type_ids" in names: batches.append(tokenizer(texts[:3], texts[1:4], truncation=True, max_length=max_length, padding=True, return_tensors="pt"))
+    wants = []
+    for b in batches:
+        with torch.inference_mode(): wants.append(net(**{n: b[n] for n in names}).logits.float().numpy())
+    path, tmp = Path(path), Path(path).with_suffix(f".{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    said = []
+    for exporter in exporters:  # a graph that computes otherwise than PyTorch at some length or batch is refused, and the next exporter tried
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporters' progress lines and deprecation notes
+                warnings.simplefilter("ignore")
+                if exporter == "torchscript":
+                    torch.onnx.export(Logits().eval(), tuple(batches[0][n] for n in names), tmp, input_names=names, output_names=["logits"],
+                                      dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+                else:
+                    sizes = {n: {0: torch.export.Dim("batch", max=1 << 16), 1: torch.export.Dim("tokens", max=max_length)} for n in names}
+                    torch.onnx.export(Logits().eval(), (), tmp, kwargs={n: batches[0][n] for n in names}, input_names=names,
+                                      output_names=["logits"], dynamic_shapes=sizes, dynamo=True, external_data=False)
+                if getattr(net.config, "model_type", "") in FUSED_TYPES:
+                    from onnxruntime.transformers.optimizer import optimize_model
+                    optimize_model(str(tmp), model_type="bert", num_heads=getattr(net.config, "num_attention_heads", 0),
+                                   hidden_size=getattr(net.config, "hidden_size", 0)).save_model_to_file(str(tmp))
+            so = ort.SessionOptions(); so.log_severity_level = 3
+            session = ort.InferenceSession(str(tmp), so, providers=["CPUExecutionProvider"])
+            diff = max(float(np.abs(session.run(None, {n: b[n].numpy() for n in names})[0] - w).max()) for b, w in zip(batches, wants))
+        except Exception as e: said.append(f"{exporter}: {type(e).__name__}: {str(e)[:200]}"); continue
+        if diff <= atol:
+            os.replace(tmp, path)  # several processes may export at once: each file lands whole
+            return {"exporter": exporter, "max_diff": diff}
+        said.append(f"{exporter}: logits differ from PyTorch's by up to {diff:.2g} > {atol:g}")
+    tmp.unlink(missing_ok=True)
+    raise ValueError(f"the ONNX export of {getattr(net.config, '_name_or_path', '') or 'the model'} gives other logits than PyTorch "
+                     f"({'; '.join(said)}): predict with `runtime` 'torch'")
+
+# %% ../nbs/03a_predict.ipynb #e5a70004
+def quantize_onnx(
+    src: str | Path,  # an fp32 graph (`export_onnx`)
+    dst: str | Path,  # the int8 graph to write
+) -> Path:
+    "ONNX Runtime's dynamic int8 quantisation of `src`'s matrix multiplications, a scale per output channel, written to `dst`."
+    import logging
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    dst = Path(dst); tmp = dst.with_suffix(f".{os.getpid()}.tmp")
+    logging.disable(logging.WARNING)  # it asks, at WARNING, for a pre-processing step dynamic quantisation does not need
+    try: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                          extra_options={"DefaultTensorType": 1})  # fp32 (onnx.TensorProto.FLOAT) where ONNX Runtime's fused operators hide a type
+    finally: logging.disable(logging.NOTSET)
+    os.replace(tmp, dst)
+    return dst
 
 # %% ../nbs/03a_predict.ipynb #641ebf19
 def zero_shot_top(

@@ -7,7 +7,7 @@ Docs: https://finetune-nb.github.io/finetune_nb/preflight.html.md"""
 # %% ../nbs/04b_preflight.ipynb #61051ebd
 from __future__ import annotations
 
-import json, os, platform, shutil, subprocess, sys
+import importlib.util, json, os, platform, shutil, subprocess, sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -537,6 +537,8 @@ def preflight(s: OrchestrateSettings, run_dir: Path | None = None) -> tuple[Plan
     check_hub_targets(hub, s.overwrite, r)
     if {"train", "eval"} & set(steps): check_wandb(s.wandb_mode, r)
     check_values(s, steps, r, labels)
+    if "eval" in steps and s.runtime == "onnx" and (missing := [m for m in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(m) is None]):
+        r.problem(f"{setting_name('runtime')} onnx needs {', '.join(missing)}: pip install 'finetune-nb[onnx]'")
     if s.engine == "papermill":
         nbs = notebooks_dir(s)
         if missing := [n for x, n in NOTEBOOKS.items() if x in steps and not (nbs/n).is_file()]:

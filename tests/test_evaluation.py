@@ -198,6 +198,23 @@ def test_int8_predictions_are_never_mixed_with_full_precision_ones(world, tmp_pa
     assert q.metrics["fingerprint"] == full.metrics["fingerprint"] + "+int8" and q.metrics["rows"] == 18
 
 
+def test_onnx_runtime_predicts_what_torch_does_and_its_records_never_mix_with_torchs(world, tmp_path, monkeypatch):
+    "`--runtime onnx`: the graph exported once into the cache, the same labels in the same order and the same scores as PyTorch."
+    monkeypatch.setenv("FINETUNE_NB_CACHE", str(tmp_path/"cache"))
+    full = evaluate(es(), world["model"], world["dataset"], tmp_path/"torch"/"pred.jsonl")
+    fast = evaluate(es(runtime="onnx"), world["model"], world["dataset"], tmp_path/"onnx"/"pred.jsonl")
+    assert (fast.metrics["runtime"], full.metrics["runtime"]) == ("onnx", "torch")
+    assert fast.metrics["fingerprint"] == full.metrics["fingerprint"] + "+onnx"
+    assert len(list((tmp_path/"cache"/"onnx").glob("*/model.onnx"))) == 1
+    a, b = full.records, fast.records
+    assert a["id"].tolist() == b["id"].tolist() and a["top_labels"].tolist() == b["top_labels"].tolist()
+    np.testing.assert_allclose(np.stack(b["top_scores"]), np.stack(a["top_scores"]), atol=2e-6)  # 6 decimals written
+    for key in ("top1_accuracy", "top3_accuracy", "macro_f1", "confusion_matrix"):
+        assert fast.metrics["fine_tuned"][key] == full.metrics["fine_tuned"][key], key
+    with pytest.raises(FileExistsError, match="holds predictions of another model"):
+        evaluate(es(runtime="onnx"), world["model"], world["dataset"], tmp_path/"torch"/"pred.jsonl")
+
+
 def test_a_full_disk_while_writing_records_says_where_and_a_rerun_finishes(world, tmp_path, monkeypatch):
     "The disk fills during the second append (fsync fails): the error names the file; the first chunk's records stay."
     import errno, os as os_module

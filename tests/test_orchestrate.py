@@ -2,7 +2,7 @@
 
 Unit examples live in nbs/04a_plan, 04b_preflight and 04_orchestrate.ipynb; these run the command end to end on a tiny DeBERTa-v2.
 """
-import json, os, subprocess, sys
+import importlib.util, json, os, subprocess, sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -74,7 +74,7 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
         learning_rate=2e-5, warmup=0.2, val_size=0.15, class_weights="balanced", early_stopping_patience=4, eval_steps=10,
         temperature_scaling=True, label_issue_folds=3, max_train_samples=100, long_texts="head-tail", stride=9, max_chunks=7, pool="max",
         wandb_project="p", wandb_mode="disabled", resume=True, threads=5, split="train",
-        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", baseline=False, quantize=True, precision="fp32",
+        eval_batch_size=24, top_k=2, max_eval_samples=6, zero_shot_model="nli", baseline=False, quantize=True, precision="fp32", runtime="onnx",
         predictions=str(tmp_path/"p.jsonl"), license="cc-by-4.0", language=["en"])
     plan = make_plan(o, tmp_path/"run")
     assert not plan.errors and list(plan.steps) == ["clean", "train", "eval"]
@@ -91,7 +91,7 @@ def test_every_step_setting_is_mapped_from_its_own_setting(env, tmp_path):
                       long_texts="head-tail", stride=9, max_chunks=7, pool="max", chunk_loss="chunk"),  # 'text' needs chunks: below
         "eval": dict(model=str(tmp_path/"m"), revision="", dataset=str(tmp_path/"d"), split="train", examples="",
                      text_field="body.text", label_field="intent", batch_size=24, top_k=2, max_samples=6,
-                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli", baseline=False, quantize=True, precision="fp32",
+                     output=str(tmp_path/"p.jsonl"), zero_shot_model="nli", baseline=False, quantize=True, precision="fp32", runtime="onnx",
                      long_texts="", pool="", max_chunks=-1),  # a model trained in the run: read as it was trained
     }
     for step, cls in (("clean", CleanSettings), ("train", TrainSettings), ("eval", EvalSettings)):
@@ -192,6 +192,11 @@ def hub(no_secrets, monkeypatch, tmp_path):
 def _full_disk(monkeypatch): monkeypatch.setattr(preflight, "free_bytes", lambda path: 1024)
 
 
+def _no_onnxruntime(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+
+
 def _token(value):
     return lambda mp: mp.setenv("HF_TOKEN", value)
 
@@ -214,6 +219,7 @@ PROBLEMS = {
     "hub base model offline": (["--base-model", "acme/never-downloaded"], lambda mp: mp.setattr(preflight, "_hub_offline", lambda: True),
                                "acme/never-downloaded: the Hub is offline (HF_HUB_OFFLINE) and the model is not in the local cache"),
     "checkpoints left": (["--checkpoint-dir", "{tmp}/ck"], lambda mp: None, "--checkpoint-dir {tmp}/ck holds checkpoints; pass --resume"),
+    "onnx runtime missing": (["--runtime", "onnx"], _no_onnxruntime, "--runtime onnx needs onnxruntime: pip install 'finetune-nb[onnx]'"),
 }
 
 
