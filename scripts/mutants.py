@@ -227,6 +227,11 @@ MUTANTS = [
     Mutant("gzip-read-raw", "a gzip-compressed file is read as its compressed bytes",
            "data", "        packed = f.read(2) == GZIP_MAGIC", "        packed = f.read(2) == b''",
            [f"{FF}::test_a_gzipped_file_is_read_as_it_is_and_one_cut_short_is_refused_naming_the_line"]),
+    Mutant("onnx-unchecked", "an exported ONNX graph is kept without comparing its logits with PyTorch's",
+           "predict", "        if diff <= atol:", "        if True:", [nb("03a_predict.ipynb")], notebook="03a_predict.ipynb"),
+    Mutant("onnx-unsaid", "ONNX Runtime's records carry PyTorch's fingerprint, so a file mixes two runtimes",
+           "predict", 'return self.weights_id + kind + ("+onnx" if self.runtime == "onnx" else "")', "return self.weights_id + kind",
+           [f"{EV}::test_onnx_runtime_predicts_what_torch_does_and_its_records_never_mix_with_torchs"]),
 ]
 
 
