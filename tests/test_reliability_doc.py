@@ -89,5 +89,6 @@ def test_the_scale_row_names_tests_that_exist():
     import test_evaluation as E, test_failfirst as F, test_orchestrate as O
     row("Prediction at scale")
     for mod, t in ((E, "test_a_file_read_in_parts_gives_the_figures_of_the_whole"), (O, "test_processes_2_share_the_prediction_of_an_examples_file"),
-                   (F, "test_a_gzipped_file_is_read_as_it_is_and_one_cut_short_is_refused_naming_the_line")):
+                   (F, "test_a_gzipped_file_is_read_as_it_is_and_one_cut_short_is_refused_naming_the_line"),
+                   (E, "test_onnx_runtime_predicts_what_torch_does_and_its_records_never_mix_with_torchs")):
         assert hasattr(mod, t), t
