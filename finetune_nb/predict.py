@@ -101,10 +101,15 @@ class Classifier:
         "What identifies the weights alone: the Hub commit, or a hash of a local folder's config and weights."
         if commit := getattr(self.config, "_commit_hash", None): return commit
         h, folder = hashlib.sha256(), Path(self.name)
-        for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder/"config.json"]:
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+        if not folder.is_dir():  # a Hub model: the commit its files were read at (transformers 5 configs no longer carry it)
+            from transformers.utils import cached_file, extract_commit_hash
+            resolved = cached_file(self.name, "config.json", revision=self.revision)
+            if commit := extract_commit_hash(resolved, None): return commit
+            folder = Path(resolved).parent  # elsewhere than the Hub's cache: the files it read, hashed
+        for f in (files := [f for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder/"config.json"] if f.is_file()]):
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+        if not files: raise ValueError(f"{self.name}: no weights or config in {folder} to identify them by")
         return "sha256:" + h.hexdigest()[:16]
 
     @functools.cached_property
@@ -118,20 +123,28 @@ class Classifier:
         import torch
         try: import onnxruntime as ort
         except ImportError: raise ImportError("`runtime` 'onnx' needs ONNX Runtime: pip install 'finetune-nb[onnx]'") from None
+        try: import fcntl
+        except ImportError: fcntl = None  # no file locks (Windows): processes that start together may each export
         folder = onnx_cache(self.weights_id)
-        if not (folder/"model.onnx").is_file():
-            from transformers import AutoModelForSequenceClassification
-            with safe_weights(source):  # attention written out (not fused by torch), so that ONNX Runtime fuses it into its own kernel
-                net = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision, trust_remote_code=False,
-                                                                         attn_implementation="eager").eval()
-            how = export_onnx(net, self.tokenizer, folder/"model.onnx", effective_max_length(self.tokenizer, self.config, MAX_LENGTH))
-            logger.info("%s exported to %s by the %s exporter (largest logit difference from PyTorch: %.1e)", self.name, folder/"model.onnx",
-                        how["exporter"], how["max_diff"])
+        folder.mkdir(parents=True, exist_ok=True)
         graph = folder/("model.int8.onnx" if self.quantized else "model.onnx")
-        if not graph.is_file(): quantize_onnx(folder/"model.onnx", graph)
+        with open(folder/".lock", "w") as lock:
+            if fcntl: fcntl.flock(lock, fcntl.LOCK_EX)  # one process exports; the others of a run wait, then read its graph
+            if not (folder/"model.onnx").is_file():
+                from transformers import AutoModelForSequenceClassification
+                with safe_weights(source):  # attention written out (not fused by torch), so that ONNX Runtime fuses it into its own kernel
+                    net = AutoModelForSequenceClassification.from_pretrained(self.name, revision=self.revision, trust_remote_code=False,
+                                                                             attn_implementation="eager").eval()
+                how = export_onnx(net, self.tokenizer, folder/"model.onnx", effective_max_length(self.tokenizer, self.config, MAX_LENGTH))
+                logger.info("%s exported to %s by the %s exporter (largest logit difference from PyTorch: %.1e)", self.name,
+                            folder/"model.onnx", how["exporter"], how["max_diff"])
+            if not graph.is_file(): quantize_onnx(folder/"model.onnx", graph)
         so = ort.SessionOptions()
         so.graph_optimization_level, so.intra_op_num_threads, so.log_severity_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL, torch.get_num_threads(), 3
-        return ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
+        if isinstance(width := session.get_outputs()[0].shape[-1], int) and width != len(self.labels):  # a graph of other weights
+            raise ValueError(f"{graph} scores {width} labels, {self.name} has {len(self.labels)}: delete {folder} to export it again")
+        return session
 
     def _logits(self, batch) -> "torch.Tensor":
         "The fp32 logits of one padded batch, from PyTorch or the ONNX Runtime session."
@@ -264,7 +277,7 @@ def export_onnx(
                                    hidden_size=getattr(net.config, "hidden_size", 0)).save_model_to_file(str(tmp))
             so = ort.SessionOptions(); so.log_severity_level = 3
             session = ort.InferenceSession(str(tmp), so, providers=["CPUExecutionProvider"])
-            diff = max(float(np.abs(session.run(None, {n: b[n].numpy() for n in names})[0] - w).max()) for b, w in zip(batches, wants))
+            diff = float(np.max([np.abs(session.run(None, {n: b[n].numpy() for n in names})[0] - w).max() for b, w in zip(batches, wants)]))  # a NaN stays NaN: refused
         except Exception as e: said.append(f"{exporter}: {type(e).__name__}: {str(e)[:200]}"); continue
         if diff <= atol:
             os.replace(tmp, path)  # several processes may export at once: each file lands whole
@@ -280,14 +293,18 @@ def quantize_onnx(
     dst: str | Path,  # the int8 graph to write
 ) -> Path:
     "ONNX Runtime's dynamic int8 quantisation of `src`'s matrix multiplications, a scale per output channel, written to `dst`."
-    import logging
+    import logging, onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     dst = Path(dst); tmp = dst.with_suffix(f".{os.getpid()}.tmp")
+    was = logging.root.manager.disable
     logging.disable(logging.WARNING)  # it asks, at WARNING, for a pre-processing step dynamic quantisation does not need
-    try: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                          extra_options={"DefaultTensorType": 1})  # fp32 (onnx.TensorProto.FLOAT) where ONNX Runtime's fused operators hide a type
-    finally: logging.disable(logging.NOTSET)
-    os.replace(tmp, dst)
+    try:  # the graph in memory, not its path: its shape inference then writes its scratch files in a folder of its own
+        quantize_dynamic(onnx.load(str(src)), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": 1})  # fp32 (onnx.TensorProto.FLOAT) where ONNX Runtime's fused operators hide a type
+        os.replace(tmp, dst)
+    finally:
+        logging.disable(was)
+        tmp.unlink(missing_ok=True)
     return dst
 
 # %% ../nbs/03a_predict.ipynb #641ebf19

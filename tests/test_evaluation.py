@@ -215,6 +215,19 @@ def test_onnx_runtime_predicts_what_torch_does_and_its_records_never_mix_with_to
         evaluate(es(runtime="onnx"), world["model"], world["dataset"], tmp_path/"torch"/"pred.jsonl")
 
 
+def test_a_hub_models_weights_are_named_by_the_commit_they_were_read_at(world, tmp_path):
+    "transformers 5 configs carry no commit: it comes from the Hub cache's snapshot folder, so two commits never share a fingerprint or an ONNX graph."
+    import os, shutil
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path/"hub"/"models--acme--clf"
+    shutil.copytree(world["model"], repo/"snapshots"/sha)
+    (repo/"refs").mkdir(); (repo/"refs"/"main").write_text(sha)
+    code = "from finetune_nb.predict import Classifier; c = Classifier('acme/clf', device='cpu'); print(c.weights_id, c.fingerprint)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "HF_HUB_CACHE": str(tmp_path/"hub"), "HF_HUB_OFFLINE": "1"}).stdout
+    assert out.split()[-2:] == [sha, sha]
+
+
 def test_a_full_disk_while_writing_records_says_where_and_a_rerun_finishes(world, tmp_path, monkeypatch):
     "The disk fills during the second append (fsync fails): the error names the file; the first chunk's records stay."
     import errno, os as os_module
