@@ -169,33 +169,49 @@ def run_case_limited(case: dict, limit_bytes: int, limit_seconds: float = float(
     return json.loads(out.strip().splitlines()[-1])
 
 
-def scale(sizes, limit_gib: float, limit_minutes: float = float("inf")):
-    "The whole step at growing sizes until one does not fit: seconds, peak memory, rows dropped as duplicates. Saves clean_scale.md."
-    from synth import write_jsonl
-    work = Path(os.environ.get("BENCH_CLEAN_WORK", tempfile.gettempdir()))/"bench_clean_scale"
-    work.mkdir(parents=True, exist_ok=True)
+def scale_report(rows: list, limit_gib: float, end: str = "") -> str:
+    "clean_scale.md from the measured `rows` (dicts of `lines` and `whole`'s result), `end` the line of a size that did not fit."
+    import math
     lines = [f"# Cleaning at scale (`bench/bench_clean.py --scale`, {time.strftime('%Y-%m-%d')})", "",
              "The whole step (read -> publish) on synthetic JSONL of short texts (bench/synth.py: Zipf vocabulary, 5% injected "
              f"near copies, 20 labels), each size in a fresh process, stopped if it passes {limit_gib:g} GiB resident "
              f"(this machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES')*os.sysconf('SC_PAGE_SIZE')/2**30:.0f} GiB).", "",
              "| lines | seconds | peak MB | near-duplicate rows dropped | exact duplicates dropped | deduplication s | candidates verified |",
              "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c, d = r.get("candidates"), r.get("search_seconds")
+        lines.append(f"| {r['lines']:,} | {r['seconds']:.1f} | {r['peak_mb']:,.0f} | {r['dropped'].get('near_duplicate', 0):,} | "
+                     f"{r['dropped'].get('exact_duplicate', 0):,} | {'–' if d is None else f'{d:.1f}'} | "
+                     f"{'–' if c is None else f'{c:,}'} |")
+    if end: lines.append(end)
+    if len(rows) > 1:  # growth as n^k between the smallest and the largest size measured
+        a, b = rows[0], rows[-1]
+        k = lambda f: math.log(f(b)/f(a))/math.log(b["lines"]/a["lines"])
+        lines += ["", f"Growth from {a['lines']:,} to {b['lines']:,} lines, as n^k: seconds k = {k(lambda r: r['seconds']):.2f}, "
+                  f"deduplication seconds k = {k(lambda r: r['search_seconds']):.2f}, candidates verified "
+                  f"k = {k(lambda r: r['candidates']):.2f}, peak memory k = {k(lambda r: r['peak_mb']):.2f}."]
+    return "\n".join(lines) + "\n"
+
+
+def scale(sizes, limit_gib: float, limit_minutes: float = float("inf")):
+    "The whole step at growing sizes until one does not fit: seconds, peak memory, rows dropped as duplicates. Saves clean_scale.md."
+    from synth import write_jsonl
+    work = Path(os.environ.get("BENCH_CLEAN_WORK", tempfile.gettempdir()))/"bench_clean_scale"
+    work.mkdir(parents=True, exist_ok=True)
+    rows, end = [], ""
     for n in sizes:
         f = work/f"synth{n}.jsonl"
         if not f.exists(): write_jsonl(f, n)
         r = run_case_limited({"kind": "whole", "settings": {"input_path": str(f), "label_field": "label"}}, int(limit_gib*2**30),
                              limit_minutes*60)
-        if "timed_out" in r:
-            lines.append(f"| {n:,} | over {r['timed_out']:,.0f} (stopped) | – | – | – | – | – |")
-            print(lines[-1], flush=True); break
-        if "stopped" in r:
-            lines.append(f"| {n:,} | – | over {r['stopped']/2**20:,.0f} (stopped) | – | – | – | – |")
-            print(lines[-1], flush=True); break
-        lines.append(f"| {n:,} | {r['seconds']:.1f} | {r['peak_mb']:,.0f} | {r['dropped'].get('near_duplicate', 0):,} | "
-                     f"{r['dropped'].get('exact_duplicate', 0):,} | {r['search_seconds']} | {r.get('candidates', '–')} |")
-        print(lines[-1], flush=True)
-    (RESULTS/"clean_scale.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        if "timed_out" in r: end = f"| {n:,} | over {r['timed_out']:,.0f} (stopped) | – | – | – | – | – |"
+        elif "stopped" in r: end = f"| {n:,} | – | over {r['stopped']/2**20:,.0f} (stopped) | – | – | – | – |"
+        else: rows.append({"lines": n, **r})
+        print(end or json.dumps(rows[-1]), flush=True)
+        if end: break
+    report = scale_report(rows, limit_gib, end)
+    (RESULTS/"clean_scale.md").write_text(report)
+    print(report)
 
 
 def main(quick: bool = False):
@@ -281,9 +297,9 @@ if __name__ == "__main__":
     if "--case" in sys.argv:
         case = json.loads(sys.argv[sys.argv.index("--case") + 1])
         print(json.dumps({"whole": whole, "before_after": before_after, "search": search}[case["kind"]](case)))
-    elif "--scale" in sys.argv:  # --scale [N ...] [--limit-gib G]
-        at = sys.argv.index("--scale") + 1
-        sizes = [int(x) for x in sys.argv[at:] if x.isdigit()] or [1_000_000, 3_000_000, 10_000_000]
+    elif "--scale" in sys.argv:  # --scale [N ...] [--limit-gib G] [--limit-minutes M]
+        from itertools import takewhile
+        sizes = [int(x) for x in takewhile(str.isdigit, sys.argv[sys.argv.index("--scale") + 1:])] or [1_000_000, 3_000_000, 10_000_000]
         scale(sizes, float(sys.argv[sys.argv.index("--limit-gib") + 1]) if "--limit-gib" in sys.argv else 20.0,
               float(sys.argv[sys.argv.index("--limit-minutes") + 1]) if "--limit-minutes" in sys.argv else float("inf"))
     else: main("--quick" in sys.argv)
